@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The project's test command. `make test` runs every stage; a stage name
+# runs only that stage.
+#
+# Usage: scripts/test.sh [all|go|fuzz|lint|e2e]
+#   go     go vet, gofmt, the OpenAPI spec check, unit tests, and the
+#          integration tests on the development MariaDB (started here when
+#          it is not running, stopped again afterwards)
+#   fuzz   the request fuzz target for FUZZTIME (default 20s)
+#   lint   ansible-lint, ansible-playbook --syntax-check, vagrant validate
+#   e2e    boot the local test hosts (needs root), run the end-to-end suite,
+#          stop the hosts
+#
+# Under CI=true nothing is skipped: a missing database or tool fails.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+fuzztime=${FUZZTIME:-20s}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+die() {
+	printf 'test: %s\n' "$*" >&2
+	exit 1
+}
+
+go_checks() {
+	step "go vet"
+	go vet ./...
+
+	step "gofmt"
+	local unformatted
+	unformatted=$(gofmt -l api)
+	[[ -z $unformatted ]] || die "files need gofmt: $unformatted"
+
+	step "OpenAPI spec is up to date (swag init leaves no diff)"
+	local spec
+	spec=$(mktemp -d)
+	go run github.com/swaggo/swag/cmd/swag@v1.16.6 init --quiet \
+		--dir api/httpapi,api --generalInfo server.go --parseInternal \
+		--output "$spec/docs" --outputTypes go,json,yaml
+	if ! diff -r "$spec/docs" api/docs; then
+		rm -rf "$spec"
+		die "api/docs is stale: run 'make swagger' and commit the result"
+	fi
+	rm -rf "$spec"
+}
+
+go_tests() {
+	local started=0
+	if ! scripts/devdb.sh status 2>/dev/null; then
+		scripts/devdb.sh start
+		started=1
+	fi
+	eval "$(scripts/devdb.sh env)"
+
+	step "go test (unit and integration, on MariaDB at $TSAPI_DB_ADDR)"
+	# -p 1: one integration test stops the shared server to check readiness,
+	# so packages must not run their database tests at the same time.
+	local status=0
+	go test -count=1 -p 1 -race ./... || status=$?
+	((started)) && scripts/devdb.sh stop
+	return "$status"
+}
+
+fuzz() {
+	step "fuzz the request path, headers and body for $fuzztime"
+	go test -run '^$' -fuzz FuzzRequest -fuzztime "$fuzztime" ./api/httpapi/
+}
+
+lint() {
+	if [[ ! -f ansible/site.yml ]]; then
+		[[ ${CI:-} == true ]] && die "ansible/site.yml is missing"
+		step "lint skipped: no ansible/site.yml yet"
+		return 0
+	fi
+	step "ansible-playbook --syntax-check"
+	local playbook
+	for playbook in ansible/*.yml; do
+		ansible-playbook --syntax-check -i ansible/inventories/vagrant/ha.yml "$playbook"
+	done
+
+	step "ansible-lint (production profile)"
+	ansible-lint --profile production ansible/
+
+	step "vagrant validate (ha and poc)"
+	TOPOLOGY=ha vagrant validate
+	TOPOLOGY=poc vagrant validate
+}
+
+e2e() {
+	[[ $EUID -eq 0 ]] || die "the end-to-end suite boots test hosts and needs root"
+	[[ -x scripts/e2e.sh ]] || die "scripts/e2e.sh is missing"
+	step "end-to-end suite on the local test hosts"
+	scripts/e2e.sh
+}
+
+case ${1:-all} in
+all)
+	go_checks
+	go_tests
+	fuzz
+	lint
+	e2e
+	;;
+go)
+	go_checks
+	go_tests
+	;;
+fuzz) fuzz ;;
+lint) lint ;;
+e2e) e2e ;;
+*)
+	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	exit 2
+	;;
+esac
