@@ -55,11 +55,14 @@ go_tests() {
 	fi
 	eval "$(scripts/devdb.sh env)"
 
-	step "go test (unit and integration, on MariaDB at $TSAPI_DB_ADDR)"
 	# -p 1: one integration test stops the shared server to check readiness,
-	# so packages must not run their database tests at the same time.
-	local status=0
-	go test -count=1 -p 1 -race ./... || status=$?
+	# so packages must not run their database tests at the same time. The
+	# store and the binary are tested with each write path.
+	local status=0 mode
+	for mode in true false; do
+		step "go test (unit and integration on MariaDB at $TSAPI_DB_ADDR, group commit $mode)"
+		TSAPI_GROUP_COMMIT=$mode go test -count=1 -p 1 -race ./... || status=$?
+	done
 	((started)) && scripts/devdb.sh stop
 	return "$status"
 }

@@ -70,7 +70,13 @@ const resolveTimeout = 2 * time.Second
 // later, the unique key rejects the second insert. So retries made here can
 // never create a second row for one request. A request with an
 // Idempotency-Key that already has a row returns that row with replayed set.
+//
+// With group commit enabled, the request joins a batch instead, under the
+// same rules (see insertBatch).
 func (db *DB) CreateEvent(ctx context.Context, req api.CreateRequest) (api.Event, bool, error) {
+	if db.batcher != nil {
+		return db.batcher.submit(ctx, req)
+	}
 	token := newRequestToken()
 	policy := db.cfg.Retry
 	unknown := false

@@ -42,6 +42,9 @@ type Config struct {
 
 	Retry RetryPolicy
 
+	// GroupCommit, when enabled, writes concurrent requests together.
+	GroupCommit GroupCommit
+
 	// Logger receives retries and errors; default slog.Default().
 	Logger *slog.Logger
 	// Metrics, when non-nil, receives insert latencies and retry counts.
@@ -77,6 +80,7 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Retry = c.Retry.withDefaults()
+	c.GroupCommit = c.GroupCommit.withDefaults()
 	return c
 }
 
@@ -112,6 +116,8 @@ type DB struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	migrated atomic.Bool
+	// batcher is nil unless group commit is enabled.
+	batcher *batcher
 }
 
 var _ api.Store = (*DB)(nil)
@@ -128,19 +134,29 @@ func Open(cfg Config) (*DB, error) {
 	db.SetMaxIdleConns(cfg.MaxOpenConns)
 	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
-	return &DB{
+	store := &DB{
 		db:      db,
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "mariadb"),
 		metrics: cfg.Metrics,
-	}, nil
+	}
+	if cfg.GroupCommit.Enabled {
+		store.batcher = newBatcher(store, cfg.GroupCommit)
+	}
+	return store, nil
 }
 
 // SQL returns the underlying pool, for pool metrics.
 func (db *DB) SQL() *sql.DB { return db.db }
 
-// Close closes the pool. Calls in flight may fail afterwards.
-func (db *DB) Close() error { return db.db.Close() }
+// Close writes the batches still queued, then closes the pool. No
+// CreateEvent may start once Close has begun.
+func (db *DB) Close() error {
+	if db.batcher != nil {
+		db.batcher.close()
+	}
+	return db.db.Close()
+}
 
 // Ready returns nil when the schema is migrated, the database answers and,
 // where wsrep_on is set, the node is ready and Synced. It wraps

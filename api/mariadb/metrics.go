@@ -10,6 +10,7 @@ import (
 type Metrics struct {
 	insertDuration *prometheus.HistogramVec
 	retries        *prometheus.CounterVec
+	batchRows      prometheus.Histogram
 }
 
 // NewMetrics registers the store's series on reg.
@@ -27,7 +28,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Inserts retried after an error, by whether the failed attempt's outcome was unknown.",
 		}, []string{"outcome_unknown"}),
 	}
-	reg.MustRegister(m.insertDuration, m.retries)
+	m.batchRows = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "timestamp_db_batch_rows",
+		Help:    "Rows per group-commit batch (one INSERT and one commit).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+	reg.MustRegister(m.insertDuration, m.retries, m.batchRows)
 	return m
 }
 
@@ -55,4 +61,11 @@ func (m *Metrics) retried(unknown bool) {
 		label = "true"
 	}
 	m.retries.WithLabelValues(label).Inc()
+}
+
+func (m *Metrics) observeBatch(rows int) {
+	if m == nil {
+		return
+	}
+	m.batchRows.Observe(float64(rows))
 }

@@ -350,8 +350,11 @@ func (p *cutProxy) relay(client net.Conn) {
 			return
 		}
 		packet := append(append([]byte(nil), header...), payload...)
-		isInsert := size > 1 && payload[0] == 0x03 &&
-			strings.HasPrefix(strings.ToUpper(string(payload[1:])), "INSERT INTO EVENTS")
+		// Both write paths: INSERT INTO events (one row) and INSERT
+		// IGNORE INTO events (group commit).
+		query := strings.ToUpper(string(payload[1:]))
+		isInsert := size > 1 && payload[0] == 0x03 && strings.HasPrefix(query, "INSERT") &&
+			strings.Contains(query, "INTO EVENTS")
 		if isInsert && p.cutNextInsert.CompareAndSwap(true, false) {
 			cutting.Store(true)
 			if _, err := server.Write(packet); err != nil {

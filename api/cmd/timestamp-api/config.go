@@ -29,6 +29,11 @@ type Config struct {
 	DBIOTimeout       time.Duration
 	DBRetryAttempts   int
 
+	GroupCommit        bool
+	GroupCommitWindow  time.Duration
+	GroupCommitMaxRows int
+	GroupCommitWriters int
+
 	WriteTimeout    time.Duration
 	ReadTimeout     time.Duration
 	ReadyTimeout    time.Duration
@@ -74,6 +79,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		"timeout of one read or write on a database connection (`duration`)")
 	fs.IntVar(&cfg.DBRetryAttempts, "db-retry-attempts", env.int("DB_RETRY_ATTEMPTS", 4),
 		"attempts of one insert, the first included, before answering 503 (`count`)")
+	fs.BoolVar(&cfg.GroupCommit, "group-commit", env.boolean("GROUP_COMMIT", true),
+		"write concurrent POSTs together, one multi-row INSERT and one commit per batch; false gives each its own commit")
+	fs.DurationVar(&cfg.GroupCommitWindow, "group-commit-window", env.duration("GROUP_COMMIT_WINDOW", 0),
+		"time a batch waits for more rows after its first (`duration`); 0 takes only the rows already waiting")
+	fs.IntVar(&cfg.GroupCommitMaxRows, "group-commit-max-rows", env.int("GROUP_COMMIT_MAX_ROWS", 128),
+		"maximum rows in one batch (`count`)")
+	fs.IntVar(&cfg.GroupCommitWriters, "group-commit-writers", env.int("GROUP_COMMIT_WRITERS", 4),
+		"batches in flight at once (`count`)")
 	fs.DurationVar(&cfg.WriteTimeout, "write-timeout", env.duration("WRITE_TIMEOUT", 5*time.Second),
 		"time budget of one POST /app, retries included (`duration`)")
 	fs.DurationVar(&cfg.ReadTimeout, "read-timeout", env.duration("READ_TIMEOUT", 5*time.Second),
@@ -141,6 +154,13 @@ func (c Config) validate() error {
 	if c.DBMaxOpenConns < 1 {
 		errs = append(errs, fmt.Errorf("-db-max-open-conns is %d; it must be at least 1", c.DBMaxOpenConns))
 	}
+	if c.GroupCommitMaxRows < 1 || c.GroupCommitWriters < 1 {
+		errs = append(errs, fmt.Errorf("-group-commit-max-rows and -group-commit-writers must be at least 1, not %d and %d",
+			c.GroupCommitMaxRows, c.GroupCommitWriters))
+	}
+	if c.GroupCommitWindow < 0 {
+		errs = append(errs, fmt.Errorf("-group-commit-window is %s; it must not be negative", c.GroupCommitWindow))
+	}
 	if c.DBRetryAttempts < 1 {
 		errs = append(errs, fmt.Errorf("-db-retry-attempts is %d; it must be at least 1", c.DBRetryAttempts))
 	}
@@ -202,6 +222,18 @@ func (e *envReader) int(name string, def int) int {
 		e.err = fmt.Errorf("%s%s=%q is not an integer", envPrefix, name, v)
 	}
 	return n
+}
+
+func (e *envReader) boolean(name string, def bool) bool {
+	v := e.getenv(envPrefix + name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil && e.err == nil {
+		e.err = fmt.Errorf("%s%s=%q is not a boolean such as true or false", envPrefix, name, v)
+	}
+	return b
 }
 
 func (e *envReader) duration(name string, def time.Duration) time.Duration {

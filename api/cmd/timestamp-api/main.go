@@ -84,8 +84,15 @@ func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 		IOTimeout:       cfg.DBIOTimeout,
 		Node:            cfg.NodeName,
 		Retry:           mariadb.RetryPolicy{MaxAttempts: cfg.DBRetryAttempts},
-		Logger:          log,
-		Metrics:         mariadb.NewMetrics(reg),
+		GroupCommit: mariadb.GroupCommit{
+			Enabled: cfg.GroupCommit,
+			Window:  cfg.GroupCommitWindow,
+			MaxRows: cfg.GroupCommitMaxRows,
+			Writers: cfg.GroupCommitWriters,
+			Timeout: cfg.WriteTimeout,
+		},
+		Logger:  log,
+		Metrics: mariadb.NewMetrics(reg),
 	})
 	if err != nil {
 		return nil, err
@@ -125,7 +132,7 @@ func (m *Main) Addr() string { return m.listener.Addr().String() }
 func (m *Main) Run(ctx context.Context) error {
 	defer m.store.Close()
 	m.log.Info("starting", "listen", m.Addr(), "db_addr", m.cfg.DBAddr, "db_name", m.cfg.DBName,
-		"db_user", m.cfg.DBUser, "node", m.cfg.NodeName)
+		"db_user", m.cfg.DBUser, "node", m.cfg.NodeName, "group_commit", m.cfg.GroupCommit)
 
 	migrateCtx, stopMigrate := context.WithCancel(ctx)
 	defer stopMigrate()

@@ -108,6 +108,7 @@ func start(t *testing.T, tdb *dbtest.DB, extraEnv ...string) *process {
 		"TSAPI_NODE_NAME=test-node",
 		"TSAPI_SHUTDOWN_DELAY=300ms",
 		"TSAPI_SHUTDOWN_TIMEOUT=10s",
+		fmt.Sprintf("TSAPI_GROUP_COMMIT=%t", dbtest.GroupCommit()),
 	}, extraEnv...)
 	p := &process{cmd: cmd, addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs

@@ -52,6 +52,10 @@ func missing(t testing.TB, why string) {
 	t.Skipf("no integration database: %s", why)
 }
 
+// GroupCommit reports whether the tests run with group commit, as
+// TSAPI_GROUP_COMMIT=true asks; the test command runs them both ways.
+func GroupCommit() bool { return os.Getenv("TSAPI_GROUP_COMMIT") == "true" }
+
 // New creates an empty database for t, dropped when t ends.
 func New(t testing.TB) *DB {
 	t.Helper()
@@ -86,6 +90,7 @@ func New(t testing.TB) *DB {
 				BaseDelay: 5 * time.Millisecond,
 				MaxDelay:  50 * time.Millisecond,
 			},
+			GroupCommit: mariadb.GroupCommit{Enabled: GroupCommit()},
 		},
 	}
 }
