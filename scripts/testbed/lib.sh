@@ -1,0 +1,646 @@
+# shellcheck shell=bash
+# Shared functions of the local test hosts: Debian 12 containers booted with
+# systemd-nspawn on the bridge tsbr0 (192.168.56.1/24), one overlayfs per host
+# over a cached image. up.sh, down.sh, status.sh and the later test suites
+# (fault injection, backup drills) source this file:
+#
+#   source scripts/testbed/lib.sh
+#   host_kill db2; host_start db2; host_wait_ssh db2
+#
+# The functions named host_* below are the stable interface for those suites.
+# Everything else may change. Sourcing sets no shell options and starts
+# nothing. All functions need root.
+
+TESTBED_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TESTBED_SCRIPTS="$TESTBED_TOP/scripts/testbed"
+TESTBED_DIR="$TESTBED_TOP/.testbed"
+TESTBED_HOSTS="$TESTBED_DIR/hosts"
+TESTBED_RUN="$TESTBED_DIR/run"
+TESTBED_LOGS="$TESTBED_DIR/log"
+TESTBED_IMAGE="$TESTBED_DIR/image/rootfs"
+TESTBED_SSH_KEY="$TESTBED_DIR/ssh/id_ed25519"
+TESTBED_KNOWN_HOSTS="$TESTBED_DIR/ssh/known_hosts"
+
+TESTBED_BRIDGE=tsbr0
+TESTBED_BRIDGE_ADDR=192.168.56.1
+TESTBED_PREFIX_LEN=24
+TESTBED_SUBNET_PREFIX=192.168.56.
+TESTBED_PROXY_PORT=3142
+TESTBED_PROXY_URL="http://$TESTBED_BRIDGE_ADDR:$TESTBED_PROXY_PORT"
+
+# The cgroup v1 hierarchies each host gets its own cgroup in: name=systemd
+# and memory, plus the cgroup v2 ("unified") one. nspawn runs the container's
+# systemd inside the launcher's cgroup (--keep-unit), so two hosts in one
+# cgroup would manage each other's processes.
+TESTBED_CGROUP_HIERARCHIES=(systemd memory unified)
+
+# --- messages and timing ----------------------------------------------------
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+
+die() {
+	printf 'ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# phase_start NAME MESSAGE: print MESSAGE and start timing the phase NAME.
+# phase_end prints the time it took and adds it to TESTBED_TIMINGS;
+# phase_abort adds the time of a phase that failed.
+phase_start() {
+	_phase_name=$1
+	_phase_t0=$EPOCHREALTIME
+	log "$2"
+}
+
+phase_seconds() {
+	awk -v a="$_phase_t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
+}
+
+phase_end() {
+	local seconds
+	seconds=$(phase_seconds)
+	printf '    done in %s s\n' "$seconds" >&2
+	TESTBED_TIMINGS+=("$(printf '%-14s %6s s' "$_phase_name" "$seconds")")
+	_phase_name=
+}
+
+phase_abort() {
+	[[ -n ${_phase_name:-} ]] || return 0
+	TESTBED_TIMINGS+=("$(printf '%-14s %6s s (failed)' "$_phase_name" "$(phase_seconds)")")
+	_phase_name=
+}
+
+require_root() {
+	[[ $EUID -eq 0 ]] || die "the testbed needs root (bridge, mounts, containers); run it as root"
+}
+
+# --- inventory --------------------------------------------------------------
+
+# inventory_file TOPOLOGY: print the path of the topology's inventory.
+# TESTBED_INVENTORY_DIR overrides the folder (default ansible/inventories/vagrant).
+inventory_file() {
+	local file="${TESTBED_INVENTORY_DIR:-$TESTBED_TOP/ansible/inventories/vagrant}/$1.yml"
+	[[ -f $file ]] || die "inventory not found: $file (TOPOLOGY=$1; expected ha or poc)"
+	printf '%s\n' "$file"
+}
+
+# inventory_json FILE: print ansible-inventory's JSON of FILE, group_vars of
+# the inventory folder and of ansible/ (the playbook folder) included.
+inventory_json() {
+	local playbook_dir=()
+	[[ -d $TESTBED_TOP/ansible ]] && playbook_dir=(--playbook-dir "$TESTBED_TOP/ansible")
+	ansible-inventory -i "$1" "${playbook_dir[@]}" --list
+}
+
+# inventory_hosts FILE < JSON: print "NAME ADDRESS" for each host in JSON
+# (inventory_json of FILE), sorted by name, after checking that the host fits
+# the testbed.
+inventory_hosts() {
+	local name address private_ip
+	while read -r name address private_ip; do
+		[[ $name =~ ^[a-z][a-z0-9-]{0,11}$ ]] ||
+			die "$1: host name '$name' is invalid here: use 1 to 12 of a-z, 0-9, '-' (the host-side veth is vb-NAME, at most 15 characters)"
+		[[ $address == "$TESTBED_SUBNET_PREFIX"* && $address != "$TESTBED_BRIDGE_ADDR" ]] ||
+			die "$1: host $name has ansible_host '$address', expected an address in ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN other than $TESTBED_BRIDGE_ADDR"
+		[[ $private_ip == "$address" ]] ||
+			die "$1: host $name has private_ip '$private_ip' but ansible_host '$address'; both must be the same address"
+		printf '%s %s\n' "$name" "$address"
+	done < <(jq -r '._meta.hostvars | to_entries[]
+		| "\(.key) \(.value.ansible_host // "-") \(.value.private_ip // "-")"' | sort)
+}
+
+# inventory_service_address < JSON: print the address where the service
+# listens: keepalived_vip when the inventory sets it, else the ansible_host
+# of the first host in the group loadbalancers.
+inventory_service_address() {
+	jq -r '._meta.hostvars as $vars
+		| ([$vars[] | .keepalived_vip // empty] | first)
+		// ((.loadbalancers.hosts // []) | sort | first | $vars[.].ansible_host)
+		// empty'
+}
+
+# inventory_check_connection_vars FILE < JSON: fail when the inventory sets the SSH
+# user or key, because inventory variables override the testbed's settings
+# in the environment and would make Ansible log in as the Vagrant user.
+inventory_check_connection_vars() {
+	local found
+	found=$(jq -r '._meta.hostvars | to_entries[] | .key as $host | .value | keys[]
+		| select(test("^ansible_(ssh_)?(user|private_key_file)$")) | "\($host): \(.)"')
+	[[ -z $found ]] ||
+		die "$1 sets connection variables that belong to Vagrant, not the inventory: $found"
+}
+
+# --- host network: bridge and apt proxy --------------------------------------
+
+# bridge_up: create tsbr0 with 192.168.56.1/24 unless it exists. IPv6 stays
+# off on it, so the host sends nothing but IPv4 to the test hosts.
+bridge_up() {
+	mkdir -p "$TESTBED_RUN"
+	if ! ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
+		ip link add "$TESTBED_BRIDGE" type bridge
+		touch "$TESTBED_RUN/bridge.created"
+	fi
+	echo 1 >"/proc/sys/net/ipv6/conf/$TESTBED_BRIDGE/disable_ipv6"
+	if ! ip -4 -o addr show dev "$TESTBED_BRIDGE" | grep -qw "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN"; then
+		ip addr add "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN" dev "$TESTBED_BRIDGE"
+	fi
+	ip link set "$TESTBED_BRIDGE" up
+}
+
+# bridge_down: delete tsbr0 if bridge_up created it.
+bridge_down() {
+	[[ -e $TESTBED_RUN/bridge.created ]] || return 0
+	if ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
+		ip link delete "$TESTBED_BRIDGE"
+	fi
+	rm -f "$TESTBED_RUN/bridge.created"
+}
+
+# proxy_pid: print the pid of the apt-cacher-ng that proxy_up started, if it
+# runs.
+proxy_pid() {
+	local pid
+	pid=$(cat "$TESTBED_RUN/apt-cacher-ng.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == apt-cacher-ng ]] || return 1
+	printf '%s\n' "$pid"
+}
+
+# proxy_config_write: write the configuration of the testbed's apt-cacher-ng.
+# It listens on the bridge address only and fetches Debian's archives from
+# deb.debian.org alone: the stock configuration would fall back to
+# security.debian.org and other mirrors, which the testbed must not contact.
+proxy_config_write() {
+	local conf="$TESTBED_DIR/apt-cacher-ng"
+	mkdir -p "$conf" "$TESTBED_DIR/apt-cache" "$TESTBED_LOGS/apt-cacher-ng"
+	cat >"$conf/acng.conf" <<-EOF
+		# Written by scripts/testbed/lib.sh (proxy_config_write); edits are lost.
+		CacheDir: $TESTBED_DIR/apt-cache
+		LogDir: $TESTBED_LOGS/apt-cacher-ng
+		SupportDir: /usr/lib/apt-cacher-ng
+		BindAddress: $TESTBED_BRIDGE_ADDR
+		Port: $TESTBED_PROXY_PORT
+		PidFile: $TESTBED_RUN/apt-cacher-ng.pid
+		SocketPath: $TESTBED_RUN/apt-cacher-ng.socket
+		Remap-debrep: file:deb_mirror*.gz /debian ; http://deb.debian.org/debian
+		Remap-secdeb: security.debian.org deb.debian.org/debian-security ; http://deb.debian.org/debian-security
+		ReportPage: acng-report.html
+		ExThreshold: 4
+	EOF
+}
+
+# proxy_up: start apt-cacher-ng on 192.168.56.1:3142 unless the one started
+# here runs. It needs the bridge address, so call bridge_up first.
+proxy_up() {
+	local i
+	proxy_pid >/dev/null && return 0
+
+	proxy_config_write
+	apt-cacher-ng -c "$TESTBED_DIR/apt-cacher-ng" ForeGround=0 ||
+		die "apt-cacher-ng failed to start; see $TESTBED_LOGS/apt-cacher-ng/apt-cacher.err"
+	for ((i = 0; i < 50; i++)); do
+		if proxy_pid >/dev/null && curl -fsS -o /dev/null "$TESTBED_PROXY_URL/acng-report.html"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "apt-cacher-ng timed out: no response on $TESTBED_PROXY_URL within 5 s; see $TESTBED_LOGS/apt-cacher-ng/"
+}
+
+# proxy_down: stop the apt-cacher-ng that proxy_up started (by its pid file).
+proxy_down() {
+	local pid i
+	pid=$(proxy_pid) || {
+		rm -f "$TESTBED_RUN/apt-cacher-ng.pid"
+		return 0
+	}
+	kill -TERM "$pid"
+	for ((i = 0; i < 50; i++)); do
+		[[ -d /proc/$pid ]] || break
+		sleep 0.1
+	done
+	[[ ! -d /proc/$pid ]] || kill -KILL "$pid"
+	rm -f "$TESTBED_RUN/apt-cacher-ng.pid"
+}
+
+# nspawn_runtime_up: mount a tmpfs on /run/systemd/nspawn. On this kind of
+# machine /run is a disk file system, and nspawn refuses to clean up files
+# under /run/systemd/nspawn unless that is a tmpfs.
+nspawn_runtime_up() {
+	mkdir -p "$TESTBED_RUN"
+	if [[ ! -d /run/systemd/nspawn ]]; then
+		mkdir -p /run/systemd/nspawn
+		touch "$TESTBED_RUN/nspawn-dir.created"
+	fi
+	[[ $(stat -f -c %T /run/systemd/nspawn) == tmpfs ]] && return 0
+	mount -t tmpfs -o mode=0755 testbed-nspawn /run/systemd/nspawn
+	touch "$TESTBED_RUN/nspawn-tmpfs.mounted"
+}
+
+# nspawn_runtime_down: undo nspawn_runtime_up: unmount the tmpfs and remove
+# the folder if it mounted or created them.
+nspawn_runtime_down() {
+	if [[ -e $TESTBED_RUN/nspawn-tmpfs.mounted ]]; then
+		if mountpoint -q /run/systemd/nspawn; then
+			umount /run/systemd/nspawn
+		fi
+		rm -f "$TESTBED_RUN/nspawn-tmpfs.mounted"
+	fi
+	if [[ -e $TESTBED_RUN/nspawn-dir.created ]]; then
+		rmdir /run/systemd/nspawn 2>/dev/null || warn "/run/systemd/nspawn is not empty; it stays"
+		rm -f "$TESTBED_RUN/nspawn-dir.created"
+	fi
+}
+
+# --- SSH --------------------------------------------------------------------
+
+# ssh_key_ensure: generate the testbed's SSH key for root on every host.
+ssh_key_ensure() {
+	mkdir -p "$(dirname "$TESTBED_SSH_KEY")"
+	chmod 700 "$(dirname "$TESTBED_SSH_KEY")"
+	[[ -f $TESTBED_SSH_KEY ]] && return 0
+	ssh-keygen -q -t ed25519 -N '' -C "testbed@$(hostname)" -f "$TESTBED_SSH_KEY"
+}
+
+# known_hosts_write: rebuild the testbed's known_hosts from the host keys
+# that host_create generated, one line per host with its name and address.
+known_hosts_write() {
+	local dir name
+	mkdir -p "$(dirname "$TESTBED_KNOWN_HOSTS")"
+	: >"$TESTBED_KNOWN_HOSTS.new"
+	for dir in "$TESTBED_HOSTS"/*/; do
+		[[ -f $dir/ssh_host_ed25519_key.pub ]] || continue
+		name=$(basename "$dir")
+		printf '%s,%s %s\n' "$name" "$(host_address "$name")" \
+			"$(cut -d' ' -f1,2 "$dir/ssh_host_ed25519_key.pub")" >>"$TESTBED_KNOWN_HOSTS.new"
+	done
+	mv "$TESTBED_KNOWN_HOSTS.new" "$TESTBED_KNOWN_HOSTS"
+}
+
+# testbed_ssh_options: print, one per line, the ssh options for the hosts.
+testbed_ssh_options() {
+	printf '%s\n' -o BatchMode=yes -o ConnectTimeout=3 -o LogLevel=ERROR \
+		-o StrictHostKeyChecking=yes -o "UserKnownHostsFile=$TESTBED_KNOWN_HOSTS" \
+		-o IdentitiesOnly=yes -i "$TESTBED_SSH_KEY"
+}
+
+# --- hosts: state on disk ---------------------------------------------------
+#
+# .testbed/hosts/NAME/ contains the host's address, image.stamp (the image
+# it was made from), upper/ and work/ (overlayfs), root/ (the mount point
+# that nspawn boots), the public SSH host key, cgroups (its cgroup paths),
+# launcher.pid and nspawn.pid. Its console log is .testbed/log/NAME.log.
+
+host_dir() { printf '%s\n' "$TESTBED_HOSTS/$1"; }
+
+# hosts_created: print the names of the hosts that host_create made.
+hosts_created() {
+	local dir
+	for dir in "$TESTBED_HOSTS"/*/; do
+		[[ -f $dir/address ]] && basename "$dir"
+	done
+	return 0
+}
+
+# host_address NAME: print the host's private address.
+host_address() {
+	cat "$TESTBED_HOSTS/$1/address" 2>/dev/null ||
+		die "host $1 does not exist; create it with scripts/testbed/up.sh"
+}
+
+# host_mount NAME: mount the host's overlayfs (the image below, its upper
+# directory above) on .testbed/hosts/NAME/root unless it is mounted.
+host_mount() {
+	local dir
+	dir=$(host_dir "$1")
+	mkdir -p "$dir/upper" "$dir/work" "$dir/root"
+	mountpoint -q "$dir/root" && return 0
+	mount -t overlay "testbed-$1" \
+		-o "lowerdir=$TESTBED_IMAGE,upperdir=$dir/upper,workdir=$dir/work" "$dir/root"
+}
+
+# host_umount NAME: unmount the host's overlayfs if it is mounted.
+host_umount() {
+	local dir
+	dir=$(host_dir "$1")
+	if mountpoint -q "$dir/root"; then
+		umount "$dir/root"
+	fi
+}
+
+# host_create NAME ADDRESS HOSTS: make a new host from the image: its
+# overlayfs, machine-id, SSH host key, root's authorized_keys, a static
+# address on host0, and /etc/hosts with every host in HOSTS ("NAME ADDRESS"
+# lines, as inventory_hosts prints them).
+host_create() {
+	local name=$1 address=$2 hosts=$3 dir root
+	dir=$(host_dir "$name")
+	root="$dir/root"
+	mkdir -p "$dir"
+	printf '%s\n' "$address" >"$dir/address"
+	cp "$TESTBED_DIR/image/stamp" "$dir/image.stamp"
+	host_mount "$name"
+	mkdir -p "$TESTBED_LOGS"
+	: >"$TESTBED_LOGS/$name.log"
+
+	printf '%s\n' "$name" >"$root/etc/hostname"
+	systemd-id128 new >"$root/etc/machine-id"
+	host_write_network "$root" "$address"
+	host_write_hosts "$root" "$hosts"
+	host_write_ssh "$dir" "$root" "$name"
+	known_hosts_write
+}
+
+host_write_network() {
+	local root=$1 address=$2
+	cat >"$root/etc/systemd/network/10-testbed-host0.network" <<-EOF
+		# Test host address on the bridge tsbr0. No gateway and no DNS server,
+		# so the host reaches nothing beyond ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN.
+		[Match]
+		Name=host0
+
+		[Network]
+		Address=$address/$TESTBED_PREFIX_LEN
+		LinkLocalAddressing=no
+		IPv6AcceptRA=no
+	EOF
+	printf '# No DNS on the test hosts: names are in /etc/hosts.\n' >"$root/etc/resolv.conf"
+}
+
+host_write_hosts() {
+	local root=$1 hosts=$2
+	{
+		printf '127.0.0.1\tlocalhost\n'
+		printf '::1\t\tlocalhost ip6-localhost ip6-loopback\n'
+		printf '%s\n' "$hosts" | awk 'NF == 2 { printf "%s\t%s\n", $2, $1 }'
+	} >"$root/etc/hosts"
+}
+
+host_write_ssh() {
+	local dir=$1 root=$2 name=$3
+	rm -f "$root"/etc/ssh/ssh_host_*
+	ssh-keygen -q -t ed25519 -N '' -C "root@$name" -f "$root/etc/ssh/ssh_host_ed25519_key"
+	cp "$root/etc/ssh/ssh_host_ed25519_key.pub" "$dir/ssh_host_ed25519_key.pub"
+
+	# The image has no RSA or ECDSA host keys, and sshd would log an error
+	# for each missing default key at every start.
+	printf 'HostKey /etc/ssh/ssh_host_ed25519_key\n' >"$root/etc/ssh/sshd_config.d/10-testbed.conf"
+
+	install -d -m 700 "$root/root/.ssh"
+	install -m 600 "$TESTBED_SSH_KEY.pub" "$root/root/.ssh/authorized_keys"
+}
+
+# host_destroy NAME: stop the host, then delete its state and cgroups.
+host_destroy() {
+	local dir
+	dir=$(host_dir "$1")
+	[[ -d $dir ]] || return 0
+	host_stop "$1"
+	host_umount "$1"
+	host_cgroups_remove "$1"
+	rm -rf "$dir"
+	known_hosts_write
+}
+
+# --- hosts: cgroups ---------------------------------------------------------
+
+# host_cgroups_assign NAME PID: move PID into a cgroup of its own for the host
+# in each hierarchy, below the cgroup the caller runs in, and record the
+# paths in .testbed/hosts/NAME/cgroups.
+host_cgroups_assign() {
+	local name=$1 pid=$2 hierarchy controller current path
+	: >"$(host_dir "$name")/cgroups"
+	for hierarchy in "${TESTBED_CGROUP_HIERARCHIES[@]}"; do
+		case $hierarchy in
+		systemd) controller=name=systemd ;;
+		unified) controller= ;;
+		*) controller=$hierarchy ;;
+		esac
+		current=$(awk -F: -v c="$controller" '$2 == c { print $3 }' "/proc/$pid/cgroup")
+		path="/sys/fs/cgroup/$hierarchy${current%/}/testbed/$name"
+		mkdir -p "$path"
+		echo "$pid" >"$path/cgroup.procs"
+		printf '%s\n' "$path" >>"$(host_dir "$name")/cgroups"
+	done
+}
+
+# host_cgroup NAME HIERARCHY: print the host's cgroup folder in HIERARCHY.
+host_cgroup() {
+	grep -m1 "^/sys/fs/cgroup/$2/" "$(host_dir "$1")/cgroups" 2>/dev/null
+}
+
+# host_cgroup_pids NAME: print every pid in the host's cgroups.
+host_cgroup_pids() {
+	local path
+	path=$(host_cgroup "$1" systemd) || return 0
+	find "$path" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -un
+}
+
+# host_cgroups_remove NAME: remove the host's cgroup folders, deepest first,
+# and their parent "testbed" folder once no other host uses it.
+host_cgroups_remove() {
+	local path
+	while read -r path; do
+		[[ -d $path ]] || continue
+		find "$path" -depth -type d -exec rmdir {} + 2>/dev/null ||
+			warn "cgroup $path still has processes; it stays"
+		rmdir "$(dirname "$path")" 2>/dev/null || true
+	done <"$(host_dir "$1")/cgroups" 2>/dev/null
+	return 0
+}
+
+# --- hosts: the interface for test suites -----------------------------------
+
+# host_nspawn_pid NAME
+#   Prints the pid of the host's systemd-nspawn process and returns 0, or
+#   returns 1 when the host does not run.
+host_nspawn_pid() {
+	local pid
+	pid=$(cat "$(host_dir "$1")/nspawn.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == systemd-nspawn ]] || return 1
+	printf '%s\n' "$pid"
+}
+
+# host_pid NAME
+#   Prints the host pid of the container's init (systemd, PID 1 inside the
+#   host) and returns 0, or returns 1 when the host does not run or its init
+#   has not started yet.
+host_pid() {
+	local nspawn child
+	nspawn=$(host_nspawn_pid "$1") || return 1
+	# shellcheck disable=SC2013 # the file is a space-separated list of pids
+	for child in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+		# The init runs in a new pid namespace. nspawn's other, short-lived
+		# child stays in nspawn's namespace.
+		if [[ $(readlink "/proc/$child/ns/pid") != "$(readlink "/proc/$nspawn/ns/pid")" ]]; then
+			printf '%s\n' "$child"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# host_ssh NAME COMMAND...
+#   Runs COMMAND on the host as root over SSH with the testbed key and
+#   known_hosts, and returns its exit code (255 when SSH itself fails).
+#   Like ssh, it joins the words of COMMAND with spaces into one shell
+#   command line, so quote pipes and redirections meant for the host.
+host_ssh() {
+	local name=$1 address options
+	shift
+	address=$(host_address "$name") || return 255
+	mapfile -t options < <(testbed_ssh_options)
+	ssh "${options[@]}" "root@$address" -- "$@"
+}
+
+# host_wait_ssh NAME [TIMEOUT]
+#   Polls until the host accepts an SSH login, for at most TIMEOUT seconds
+#   (default 60). Returns 0 when it does, 1 on time-out.
+host_wait_ssh() {
+	local name=$1 timeout=${2:-60} deadline
+	deadline=$((SECONDS + timeout))
+	until host_ssh "$name" true 2>/dev/null; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.2
+	done
+}
+
+# host_start NAME
+#   Boots the created host in the background (no-op when it runs) and
+#   returns once its init has started. It does not wait for SSH: call
+#   host_wait_ssh for that. Needs the bridge that up.sh sets up, and mounts
+#   the nspawn tmpfs itself. The console goes to .testbed/log/NAME.log.
+#   The launcher boots the host again when it reboots (nspawn exit code
+#   133), but not after host_stop or host_kill.
+host_start() {
+	local name=$1 i
+	host_nspawn_pid "$name" >/dev/null && return 0
+	[[ -f $(host_dir "$name")/address ]] || die "host $name does not exist; create it with scripts/testbed/up.sh"
+	ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1 || die "bridge $TESTBED_BRIDGE is missing; run scripts/testbed/up.sh"
+
+	nspawn_runtime_up
+	host_mount "$name"
+	mkdir -p "$TESTBED_LOGS"
+	rm -f "$(host_dir "$name")/nspawn.pid"
+	setsid "$TESTBED_SCRIPTS/host-run.sh" "$name" </dev/null >>"$TESTBED_LOGS/$name.log" 2>&1 &
+
+	for ((i = 0; i < 100; i++)); do
+		host_pid "$name" >/dev/null && return 0
+		sleep 0.1
+	done
+	die "host $name did not start within 10 s; see $TESTBED_LOGS/$name.log"
+}
+
+# host_stop NAME [TIMEOUT]
+#   Shuts the host down cleanly: SIGTERM to its nspawn process, which makes
+#   the container's systemd power off. After TIMEOUT seconds (default 30)
+#   it SIGKILLs every process left in the host's cgroups. Returns once the
+#   host and its launcher have exited. No-op when the host does not run.
+host_stop() {
+	local name=$1 timeout=${2:-30} nspawn
+	if nspawn=$(host_nspawn_pid "$name"); then
+		kill -TERM "$nspawn" 2>/dev/null || true
+		if ! host_wait_exit "$name" "$timeout"; then
+			warn "host $name did not stop within $timeout s; killing its processes"
+			host_kill_cgroup "$name"
+		fi
+	fi
+	host_wait_launcher "$name"
+}
+
+# host_kill NAME
+#   Cuts the host's power: SIGKILL to the container's init, so every
+#   process of the host dies at once, with no shutdown and no chance to
+#   flush its own buffers. Returns once nspawn has exited. No-op when the
+#   host does not run.
+#   NOTE: data already passed to write(2) but not yet fsynced survives,
+#   because the page cache belongs to the machine's kernel, not the host.
+#   A real power cut loses it, so this does not test fsync discipline.
+host_kill() {
+	local name=$1 init
+	if init=$(host_pid "$name"); then
+		kill -KILL "$init" 2>/dev/null || true
+		host_wait_exit "$name" 10 || host_kill_cgroup "$name"
+	fi
+	host_wait_launcher "$name"
+}
+
+# host_link_down NAME
+#   Cuts the host off the network: sets its host-side veth vb-NAME down.
+#   The host keeps running, and its host0 loses carrier (keepalived then
+#   enters FAULT and releases the VIP).
+host_link_down() {
+	ip link set "vb-$1" down
+}
+
+# host_link_up NAME
+#   Reconnects the host: sets vb-NAME up again (it stays on the bridge).
+host_link_up() {
+	ip link set "vb-$1" up
+}
+
+# testbed_playbook INVENTORY PLAYBOOK [ANSIBLE-PLAYBOOK OPTIONS...]
+#   Runs ansible-playbook on the test hosts as root with the testbed key
+#   and known_hosts, and returns its exit code. The settings go through
+#   ANSIBLE_* variables, as Vagrant passes its own user and key on the
+#   command line, so one inventory serves both (inventory variables such
+#   as ansible_user would override them).
+testbed_playbook() {
+	local inventory=$1 playbook=$2 ssh_args
+	shift 2
+	ssh_args="-o UserKnownHostsFile=$TESTBED_KNOWN_HOSTS -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"
+	mkdir -p "$TESTBED_RUN/ansible-cp"
+
+	ANSIBLE_REMOTE_USER=root \
+		ANSIBLE_PRIVATE_KEY_FILE="$TESTBED_SSH_KEY" \
+		ANSIBLE_HOST_KEY_CHECKING=True \
+		ANSIBLE_SSH_COMMON_ARGS="$ssh_args" \
+		ANSIBLE_SSH_CONTROL_PATH_DIR="$TESTBED_RUN/ansible-cp" \
+		ANSIBLE_PIPELINING=True \
+		ANSIBLE_PYTHON_INTERPRETER=auto_silent \
+		ansible-playbook -i "$inventory" "$@" "$playbook"
+}
+
+# --- hosts: helpers of the interface ----------------------------------------
+
+# host_wait_exit NAME TIMEOUT: poll until the host's nspawn has exited;
+# return 1 after TIMEOUT seconds.
+host_wait_exit() {
+	local name=$1 deadline
+	deadline=$((SECONDS + $2))
+	while host_nspawn_pid "$name" >/dev/null; do
+		((SECONDS < deadline)) || return 1
+		sleep 0.1
+	done
+}
+
+# host_kill_cgroup NAME: SIGKILL every process in the host's cgroups (nspawn
+# and the whole container), then wait for nspawn to exit.
+# cgroup.kill (Linux 5.14 and later) does it at once, so no process can fork
+# in between; older kernels get one kill(2) per pid.
+host_kill_cgroup() {
+	local name=$1 path pid
+	path=$(host_cgroup "$name" unified) || path=
+	if [[ -n $path && -e $path/cgroup.kill ]]; then
+		echo 1 >"$path/cgroup.kill"
+	else
+		for pid in $(host_cgroup_pids "$name"); do
+			kill -KILL "$pid" 2>/dev/null || true
+		done
+	fi
+	host_wait_exit "$name" 10 || warn "host $name: nspawn still runs after SIGKILL"
+}
+
+# host_wait_launcher NAME: wait up to 5 s for the host's launcher loop to
+# exit after nspawn did, so that a following host_start does not start a
+# second launcher while the first still cleans up. Warns after 5 s.
+host_wait_launcher() {
+	local pid i
+	pid=$(cat "$(host_dir "$1")/launcher.pid" 2>/dev/null) || return 0
+	for ((i = 0; i < 50; i++)); do
+		[[ -d /proc/$pid ]] || return 0
+		sleep 0.1
+	done
+	warn "launcher $pid of host $1 still runs"
+}

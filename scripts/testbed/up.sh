@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# Boots the local test hosts of one topology and provisions them with the
+# same Ansible playbook that Vagrant runs (ansible/site.yml).
+#
+# Usage: scripts/testbed/up.sh [TOPOLOGY]
+#
+# TOPOLOGY (argument, else the TOPOLOGY variable, default ha) names the
+# inventory ansible/inventories/vagrant/TOPOLOGY.yml, which lists the hosts
+# and their addresses. Hosts that exist keep their state; hosts of another
+# topology are removed. scripts/testbed/down.sh stops and removes them all.
+#
+# Settings (environment):
+#   TESTBED_PLAYBOOK        playbook to run (default ansible/site.yml); the
+#                           step is skipped while the file does not exist
+#   TESTBED_INVENTORY_DIR   folder of the inventories (default
+#                           ansible/inventories/vagrant)
+#   TESTBED_READY_TIMEOUT   seconds to wait for /readyz (default 120; 0 skips
+#                           the check)
+set -euo pipefail
+
+# shellcheck source=scripts/testbed/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# Debian packages this machine needs: package name, then a command it ships.
+readonly HOST_PACKAGES=(
+	"mmdebstrap mmdebstrap"
+	"systemd-container systemd-nspawn"
+	"apt-cacher-ng apt-cacher-ng"
+	"ansible ansible-playbook"
+	"jq jq"
+	"openssh-client ssh"
+	"curl curl"
+	"iproute2 ip"
+)
+
+readonly SSH_TIMEOUT=120
+
+install_host_packages() {
+	local entry missing=()
+	for entry in "${HOST_PACKAGES[@]}"; do
+		command -v "${entry#* }" >/dev/null || missing+=("${entry% *}")
+	done
+	if ((${#missing[@]} == 0)); then
+		log "host packages: all present"
+		return 0
+	fi
+	log "installing host packages: ${missing[*]}"
+	apt-get update -q
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+}
+
+build_api() {
+	if [[ ! -f $TESTBED_TOP/Makefile ]] || ! make -C "$TESTBED_TOP" -n build >/dev/null 2>&1; then
+		log "skipping the API build: the Makefile has no 'build' target yet"
+		return 0
+	fi
+	make -C "$TESTBED_TOP" build
+}
+
+# remove_other_hosts TOPOLOGY WANTED: destroy every host when the running
+# topology is another one, because a host of the same name there carries
+# that topology's state (a single-node Galera cluster in poc, for one).
+# Otherwise destroy the hosts that are not in WANTED (a list of names) or
+# were made from an older image.
+remove_other_hosts() {
+	local topology=$1 wanted=" $2 " name previous=
+	read -r previous _ <"$TESTBED_DIR/topology" 2>/dev/null || true
+	for name in $(hosts_created); do
+		if [[ -n $previous && $previous != "$topology" ]]; then
+			log "removing host $name: it belongs to the topology $previous"
+			host_destroy "$name"
+		elif [[ $wanted != *" $name "* ]]; then
+			log "removing host $name: it is not in this topology"
+			host_destroy "$name"
+		elif ! cmp -s "$(host_dir "$name")/image.stamp" "$TESTBED_DIR/image/stamp"; then
+			log "removing host $name: it was made from an older image"
+			host_destroy "$name"
+		fi
+	done
+}
+
+# create_and_start_hosts HOSTS: HOSTS are "NAME ADDRESS" lines.
+create_and_start_hosts() {
+	local hosts=$1 name address
+	while read -r name address; do
+		if [[ ! -f $(host_dir "$name")/address ]]; then
+			host_create "$name" "$address" "$hosts"
+			log "created $name ($address)"
+		elif [[ $(host_address "$name") != "$address" ]]; then
+			die "host $name exists with address $(host_address "$name"), but the inventory sets $address; run scripts/testbed/down.sh first"
+		fi
+	done <<<"$hosts"
+
+	while read -r name address; do
+		host_start "$name"
+		log "booting $name (init pid $(host_pid "$name"))"
+	done <<<"$hosts"
+}
+
+# wait_for_ssh NAMES: poll every host in parallel until it accepts SSH.
+wait_for_ssh() {
+	local name failed=0 pids=()
+	for name in $1; do
+		(
+			host_wait_ssh "$name" "$SSH_TIMEOUT" || exit 1
+			log "$name accepts SSH after $(phase_seconds) s"
+		) &
+		pids+=($!)
+	done
+	for name in "${pids[@]}"; do
+		wait "$name" || failed=1
+	done
+	((failed == 0)) || die "a host did not accept SSH within $SSH_TIMEOUT s; see $TESTBED_LOGS/NAME.log and status.sh"
+}
+
+# wait_for_ready ADDRESS: poll http://ADDRESS/readyz until it responds 2xx.
+wait_for_ready() {
+	local url="http://$1/readyz" timeout=${TESTBED_READY_TIMEOUT:-120} deadline
+	deadline=$((SECONDS + timeout))
+	until curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
+		((SECONDS < deadline)) || die "$url timed out: no 2xx response within $timeout s; run scripts/testbed/status.sh"
+		sleep 0.5
+	done
+}
+
+print_timings() {
+	local line
+	phase_abort
+	log "timings:"
+	for line in "${TESTBED_TIMINGS[@]}"; do
+		printf '    %s\n' "$line" >&2
+	done
+}
+
+main() {
+	local topology=${1:-${TOPOLOGY:-ha}} inventory inventory_json hosts names
+	local playbook=${TESTBED_PLAYBOOK:-$TESTBED_TOP/ansible/site.yml} service_address
+	TESTBED_TIMINGS=()
+	require_root
+	trap 'print_timings' EXIT
+
+	phase_start packages "checking the packages of this machine"
+	install_host_packages
+	phase_end
+
+	inventory=$(inventory_file "$topology")
+	inventory_json=$(inventory_json "$inventory") || die "ansible-inventory failed on $inventory"
+	inventory_check_connection_vars "$inventory" <<<"$inventory_json"
+	hosts=$(inventory_hosts "$inventory" <<<"$inventory_json")
+	[[ -n $hosts ]] || die "$inventory lists no hosts"
+	names=$(cut -d' ' -f1 <<<"$hosts" | tr '\n' ' ')
+	log "topology $topology: $names"
+
+	phase_start build "building the API"
+	build_api
+	phase_end
+
+	phase_start image "checking the image"
+	"$TESTBED_SCRIPTS/image.sh"
+	phase_end
+
+	phase_start network "setting up $TESTBED_BRIDGE ($TESTBED_BRIDGE_ADDR) and the apt proxy ($TESTBED_PROXY_URL)"
+	bridge_up
+	proxy_up
+	nspawn_runtime_up
+	ssh_key_ensure
+	phase_end
+
+	phase_start boot "booting the hosts"
+	remove_other_hosts "$topology" "$names"
+	create_and_start_hosts "$hosts"
+	printf '%s %s\n' "$topology" "$inventory" >"$TESTBED_DIR/topology"
+	phase_end
+
+	phase_start ssh "waiting for SSH on every host"
+	wait_for_ssh "$names"
+	phase_end
+
+	if [[ ! -f $playbook ]]; then
+		log "skipping provisioning: $playbook does not exist yet"
+		log "the hosts run unprovisioned; run commands on them with: source scripts/testbed/lib.sh; host_ssh NAME COMMAND"
+		return 0
+	fi
+
+	phase_start ansible "running ansible-playbook -i $inventory $playbook"
+	testbed_playbook "$inventory" "$playbook" ||
+		die "the playbook failed; the hosts keep running (scripts/testbed/status.sh, down.sh)"
+	phase_end
+
+	if [[ ${TESTBED_READY_TIMEOUT:-} == 0 ]]; then
+		log "skipping the /readyz check: TESTBED_READY_TIMEOUT=0"
+		return 0
+	fi
+	service_address=$(inventory_service_address <<<"$inventory_json")
+	[[ -n $service_address ]] ||
+		die "$inventory sets no keepalived_vip and has no host in group loadbalancers"
+	phase_start ready "waiting for http://$service_address/readyz"
+	wait_for_ready "$service_address"
+	phase_end
+
+	log "the service is up; try:"
+	printf '    curl -X POST http://%s/app\n' "$service_address"
+}
+
+main "$@"
