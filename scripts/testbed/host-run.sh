@@ -26,6 +26,9 @@ readonly NSPAWN_EXIT_REBOOT=133
 
 boot_host() {
 	local name=$1 dir=$2
+	# nspawn runs in the instance's network namespace (tb-INSTANCE for a
+	# named instance, through TESTBED_NET_EXEC), where it creates the veth
+	# vb-NAME and attaches it to the bridge tsbr0 of that namespace.
 	# --resolv-conf=off and --timezone=off keep the host's /etc as
 	# host_create wrote it, instead of copying this machine's DNS servers
 	# and time zone into it.
@@ -34,7 +37,7 @@ boot_host() {
 	(
 		echo "$BASHPID" >"$dir/nspawn.pid"
 		host_cgroups_assign "$name" "$BASHPID"
-		exec systemd-nspawn --boot --register=no --keep-unit \
+		exec "${TESTBED_NET_EXEC[@]}" systemd-nspawn --boot --register=no --keep-unit \
 			--machine="$name" --directory="$dir/root" \
 			--network-bridge="$TESTBED_BRIDGE" --capability="$NSPAWN_CAPABILITIES" \
 			--resolv-conf=off --timezone=off --link-journal=no --console=read-only \

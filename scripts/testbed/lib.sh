@@ -1,25 +1,64 @@
 # shellcheck shell=bash
 # Shared functions of the local test hosts: Debian 12 containers booted with
 # systemd-nspawn on the bridge tsbr0 (192.168.56.1/24), one overlayfs per host
-# over a cached image. up.sh, down.sh, status.sh and the later test suites
-# (fault injection, backup drills) source this file:
+# over a cached image. up.sh, down.sh, status.sh and the test suites (fault
+# injection, backup drills) source this file:
 #
 #   source scripts/testbed/lib.sh
+#   testbed_enter "$@"    # suites only: run in the instance's network
 #   host_kill db2; host_start db2; host_wait_ssh db2
 #
-# The functions named host_* below are the stable interface for those suites.
-# Everything else may change. Sourcing sets no shell options and starts
-# nothing. All functions need root.
+# TESTBED_INSTANCE=NAME selects an isolated testbed instance, so several
+# people can run the same topology at the same addresses at once. A named
+# instance keeps its state in .testbed/instances/NAME/, and its bridge, veths
+# and hosts live in the network namespace tb-NAME. Unset, it is the default
+# instance: state in .testbed/ and the bridge in the machine's own network
+# namespace. All instances share the image, the SSH key and the apt proxy
+# with its cache.
+#
+# The functions named host_*, testbed_playbook and testbed_enter are the
+# stable interface for those suites. Everything else may change. Sourcing
+# sets no shell options and starts nothing; it fails when TESTBED_INSTANCE
+# is invalid. All functions need root.
 
 TESTBED_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TESTBED_SCRIPTS="$TESTBED_TOP/scripts/testbed"
+
+TESTBED_INSTANCE=${TESTBED_INSTANCE:-}
+if [[ -n $TESTBED_INSTANCE && ! $TESTBED_INSTANCE =~ ^[a-z0-9][a-z0-9-]{0,11}$ ]]; then
+	printf 'ERROR: TESTBED_INSTANCE=%s is invalid: use 1 to 12 of a-z, 0-9 and -, starting with a letter or digit (its network namespace is tb-NAME)\n' \
+		"$TESTBED_INSTANCE" >&2
+	return 1
+fi
+
+# Shared by every instance: the image, the apt cache, the apt-cacher-ng that
+# serves it (its pid file, socket and logs below run/ and log/), the SSH key.
 TESTBED_DIR="$TESTBED_TOP/.testbed"
-TESTBED_HOSTS="$TESTBED_DIR/hosts"
-TESTBED_RUN="$TESTBED_DIR/run"
-TESTBED_LOGS="$TESTBED_DIR/log"
 TESTBED_IMAGE="$TESTBED_DIR/image/rootfs"
 TESTBED_SSH_KEY="$TESTBED_DIR/ssh/id_ed25519"
-TESTBED_KNOWN_HOSTS="$TESTBED_DIR/ssh/known_hosts"
+TESTBED_SHARED_RUN="$TESTBED_DIR/run"
+TESTBED_SHARED_LOGS="$TESTBED_DIR/log"
+
+# Per instance. TESTBED_NET_EXEC is the command prefix that runs a command in
+# the instance's network namespace (empty for the default instance), and
+# TESTBED_LABEL names its cgroups and overlay mounts.
+if [[ -n $TESTBED_INSTANCE ]]; then
+	TESTBED_INSTANCE_DIR="$TESTBED_DIR/instances/$TESTBED_INSTANCE"
+	TESTBED_NETNS="tb-$TESTBED_INSTANCE"
+	TESTBED_NET_EXEC=(nsenter "--net=/run/netns/$TESTBED_NETNS" --)
+	TESTBED_LABEL="testbed-$TESTBED_INSTANCE"
+else
+	TESTBED_INSTANCE_DIR="$TESTBED_DIR"
+	TESTBED_NETNS=
+	TESTBED_NET_EXEC=()
+	TESTBED_LABEL=testbed
+fi
+TESTBED_HOSTS="$TESTBED_INSTANCE_DIR/hosts"
+TESTBED_RUN="$TESTBED_INSTANCE_DIR/run"
+TESTBED_LOGS="$TESTBED_INSTANCE_DIR/log"
+TESTBED_KNOWN_HOSTS="$TESTBED_INSTANCE_DIR/ssh/known_hosts"
+# shellcheck disable=SC2034 # read by up.sh, down.sh and status.sh
+TESTBED_TOPOLOGY_FILE="$TESTBED_INSTANCE_DIR/topology"
 
 TESTBED_BRIDGE=tsbr0
 TESTBED_BRIDGE_ADDR=192.168.56.1
@@ -27,6 +66,11 @@ TESTBED_PREFIX_LEN=24
 TESTBED_SUBNET_PREFIX=192.168.56.
 TESTBED_PROXY_PORT=3142
 TESTBED_PROXY_URL="http://$TESTBED_BRIDGE_ADDR:$TESTBED_PROXY_PORT"
+TESTBED_PROXY_SOCKET="$TESTBED_SHARED_RUN/apt-cacher-ng.socket"
+
+# apt-cacher-ng's inetd bridge (Debian package apt-cacher-ng 3.7.4): it
+# connects to the daemon's socket and relays its standard input and output.
+TESTBED_IN_ACNG=/usr/lib/apt-cacher-ng/in.acng
 
 # The cgroup v1 hierarchies each host gets its own cgroup in: name=systemd
 # and memory, plus the cgroup v2 ("unified") one. nspawn runs the container's
@@ -74,6 +118,16 @@ phase_abort() {
 
 require_root() {
 	[[ $EUID -eq 0 ]] || die "the testbed needs root (bridge, mounts, containers); run it as root"
+}
+
+# require_machine_netns: die when this process runs in an instance's network
+# namespace. up.sh and down.sh start and stop the shared apt proxy, which must
+# reach the Debian mirror through the machine's network, and up.sh installs
+# packages.
+require_machine_netns() {
+	local netns
+	netns=$(ip netns identify 2>/dev/null | grep -m1 '^tb-') || return 0
+	die "this runs inside the network namespace $netns; run it from the machine's own network namespace (TESTBED_INSTANCE selects the instance)"
 }
 
 # --- inventory --------------------------------------------------------------
@@ -132,125 +186,337 @@ inventory_check_connection_vars() {
 		die "$1 sets connection variables that belong to Vagrant, not the inventory: $found"
 }
 
-# --- host network: bridge and apt proxy --------------------------------------
+# --- instance network namespace ---------------------------------------------
 
-# bridge_up: create tsbr0 with 192.168.56.1/24 unless it exists. IPv6 stays
-# off on it, so the host sends nothing but IPv4 to the test hosts.
+# testbed_net COMMAND...: run COMMAND in the instance's network namespace, or
+# as it is for the default instance. nsenter switches the network namespace
+# only. `ip netns exec` would also give COMMAND a private mount namespace with
+# a fresh /sys, which hides /sys/fs/cgroup (nspawn then fails with "Failed to
+# determine whether the unified cgroups hierarchy is used") and keeps the
+# hosts' overlay mounts from every other script.
+testbed_net() {
+	"${TESTBED_NET_EXEC[@]}" "$@"
+}
+
+# netns_exists: return 0 when the named instance's network namespace exists.
+netns_exists() {
+	[[ -n $TESTBED_NETNS && -e /run/netns/$TESTBED_NETNS ]]
+}
+
+# netns_up: create the named instance's network namespace tb-NAME unless it
+# exists, with its loopback up. No-op for the default instance.
+netns_up() {
+	[[ -n $TESTBED_NETNS ]] || return 0
+	netns_exists || ip netns add "$TESTBED_NETNS"
+	ip -n "$TESTBED_NETNS" link set lo up
+}
+
+# netns_down: delete the named instance's network namespace. A process still
+# inside keeps it alive without a name, so that is reported.
+netns_down() {
+	local pids
+	netns_exists || return 0
+	pids=$(ip netns pids "$TESTBED_NETNS" 2>/dev/null | tr '\n' ' ')
+	[[ -z $pids ]] || warn "processes still run in $TESTBED_NETNS: $pids; the namespace lives on until they exit"
+	ip netns delete "$TESTBED_NETNS"
+}
+
+# testbed_entered: return 0 when this process runs in the named instance's
+# network namespace.
+testbed_entered() {
+	netns_exists &&
+		[[ $(stat -L -c %i /proc/self/ns/net) == "$(stat -L -c %i "/run/netns/$TESTBED_NETNS")" ]]
+}
+
+# testbed_enter [ARGUMENTS...]
+#   Makes the calling script run in the instance's network namespace, so
+#   that its own curl, ssh or load generator reaches the hosts. For a named
+#   instance it re-executes the script ($0) there with ARGUMENTS (nsenter
+#   --net, then bash); for the default instance, or once inside, it returns
+#   0 at once. Call it right after sourcing this file, before anything that
+#   must not run twice. Dies when the namespace does not exist (up.sh
+#   creates it). The host_* functions work from either namespace.
+testbed_enter() {
+	[[ -n $TESTBED_NETNS ]] || return 0
+	testbed_entered && return 0
+	netns_exists ||
+		die "instance $TESTBED_INSTANCE is not up: network namespace $TESTBED_NETNS not found; run TESTBED_INSTANCE=$TESTBED_INSTANCE scripts/testbed/up.sh"
+	[[ -f $0 ]] ||
+		die "testbed_enter cannot re-execute $0 from $PWD; run the script by an absolute path"
+	export TESTBED_INSTANCE
+	exec "${TESTBED_NET_EXEC[@]}" "$BASH" "$0" "$@"
+}
+
+# --- host network: bridge and apt forwarder ---------------------------------
+
+# bridge_up: create tsbr0 with 192.168.56.1/24 unless it exists, in the
+# instance's network namespace. IPv6 stays off on it, so the machine sends
+# nothing but IPv4 to the test hosts.
 bridge_up() {
 	mkdir -p "$TESTBED_RUN"
-	if ! ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
-		ip link add "$TESTBED_BRIDGE" type bridge
+	if ! testbed_net ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
+		testbed_net ip link add "$TESTBED_BRIDGE" type bridge
 		touch "$TESTBED_RUN/bridge.created"
 	fi
-	echo 1 >"/proc/sys/net/ipv6/conf/$TESTBED_BRIDGE/disable_ipv6"
-	if ! ip -4 -o addr show dev "$TESTBED_BRIDGE" | grep -qw "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN"; then
-		ip addr add "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN" dev "$TESTBED_BRIDGE"
+	testbed_net sysctl -q -w "net.ipv6.conf.$TESTBED_BRIDGE.disable_ipv6=1"
+	if ! testbed_net ip -4 -o addr show dev "$TESTBED_BRIDGE" | grep -qw "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN"; then
+		testbed_net ip addr add "$TESTBED_BRIDGE_ADDR/$TESTBED_PREFIX_LEN" dev "$TESTBED_BRIDGE"
 	fi
-	ip link set "$TESTBED_BRIDGE" up
+	testbed_net ip link set "$TESTBED_BRIDGE" up
 }
 
 # bridge_down: delete tsbr0 if bridge_up created it.
 bridge_down() {
 	[[ -e $TESTBED_RUN/bridge.created ]] || return 0
-	if ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
-		ip link delete "$TESTBED_BRIDGE"
+	if testbed_net ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
+		testbed_net ip link delete "$TESTBED_BRIDGE"
 	fi
 	rm -f "$TESTBED_RUN/bridge.created"
 }
 
-# proxy_pid: print the pid of the apt-cacher-ng that proxy_up started, if it
+# forwarder_pid: print the pid of the named instance's apt forwarder, if it
 # runs.
-proxy_pid() {
+forwarder_pid() {
 	local pid
-	pid=$(cat "$TESTBED_RUN/apt-cacher-ng.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == apt-cacher-ng ]] || return 1
+	pid=$(cat "$TESTBED_RUN/apt-forwarder.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == socat ]] || return 1
 	printf '%s\n' "$pid"
 }
 
-# proxy_config_write: write the configuration of the testbed's apt-cacher-ng.
-# It listens on the bridge address only and fetches Debian's archives from
-# deb.debian.org alone: the stock configuration would fall back to
-# security.debian.org and other mirrors, which the testbed must not contact.
-proxy_config_write() {
-	local conf="$TESTBED_DIR/apt-cacher-ng"
-	mkdir -p "$conf" "$TESTBED_DIR/apt-cache" "$TESTBED_LOGS/apt-cacher-ng"
-	cat >"$conf/acng.conf" <<-EOF
-		# Written by scripts/testbed/lib.sh (proxy_config_write); edits are lost.
-		CacheDir: $TESTBED_DIR/apt-cache
-		LogDir: $TESTBED_LOGS/apt-cacher-ng
-		SupportDir: /usr/lib/apt-cacher-ng
-		BindAddress: $TESTBED_BRIDGE_ADDR
-		Port: $TESTBED_PROXY_PORT
-		PidFile: $TESTBED_RUN/apt-cacher-ng.pid
-		SocketPath: $TESTBED_RUN/apt-cacher-ng.socket
-		Remap-debrep: file:deb_mirror*.gz /debian ; http://deb.debian.org/debian
-		Remap-secdeb: security.debian.org deb.debian.org/debian-security ; http://deb.debian.org/debian-security
-		ReportPage: acng-report.html
-		ExThreshold: 4
-	EOF
-}
-
-# proxy_up: start apt-cacher-ng on 192.168.56.1:3142 unless the one started
-# here runs. It needs the bridge address, so call bridge_up first.
-proxy_up() {
+# forwarder_up: for a named instance, start the apt forwarder unless it runs.
+# Nothing in the instance's network namespace can reach the machine's. So
+# socat listens there on 192.168.56.1:3142, where the image's apt
+# configuration expects the proxy. For each connection it runs in.acng, which
+# relays it to the shared apt-cacher-ng through the daemon's socket. Call
+# bridge_up and proxy_up first. No-op for the default instance.
+forwarder_up() {
 	local i
-	proxy_pid >/dev/null && return 0
+	[[ -n $TESTBED_NETNS ]] || return 0
+	forwarder_pid >/dev/null && return 0
+	[[ -x $TESTBED_IN_ACNG ]] ||
+		die "$TESTBED_IN_ACNG not found: a named instance reaches the apt proxy through it (Debian package apt-cacher-ng 3.7)"
+	# socat splits its EXEC address at spaces and commas.
+	[[ $TESTBED_PROXY_SOCKET =~ ^[A-Za-z0-9/._-]+$ ]] ||
+		die "the path $TESTBED_PROXY_SOCKET contains characters socat cannot pass; use a checkout path of letters, digits, /, ., _ and - only"
 
-	proxy_config_write
-	apt-cacher-ng -c "$TESTBED_DIR/apt-cacher-ng" ForeGround=0 ||
-		die "apt-cacher-ng failed to start; see $TESTBED_LOGS/apt-cacher-ng/apt-cacher.err"
+	mkdir -p "$TESTBED_RUN" "$TESTBED_LOGS"
+	# setsid makes socat the leader of a process group, so forwarder_down
+	# also stops the children it forks for open connections.
+	setsid "${TESTBED_NET_EXEC[@]}" socat -lf "$TESTBED_LOGS/apt-forwarder.log" \
+		"TCP-LISTEN:$TESTBED_PROXY_PORT,bind=$TESTBED_BRIDGE_ADDR,fork,reuseaddr" \
+		"EXEC:$TESTBED_IN_ACNG $TESTBED_PROXY_SOCKET" </dev/null >/dev/null 2>&1 &
+	echo "$!" >"$TESTBED_RUN/apt-forwarder.pid"
+
 	for ((i = 0; i < 50; i++)); do
-		if proxy_pid >/dev/null && curl -fsS -o /dev/null "$TESTBED_PROXY_URL/acng-report.html"; then
+		if forwarder_pid >/dev/null &&
+			testbed_net curl -fsS -o /dev/null --max-time 2 "$TESTBED_PROXY_URL/acng-report.html" 2>/dev/null; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	die "apt-cacher-ng timed out: no response on $TESTBED_PROXY_URL within 5 s; see $TESTBED_LOGS/apt-cacher-ng/"
+	die "the apt forwarder timed out: no response on $TESTBED_PROXY_URL in $TESTBED_NETNS within 5 s; see $TESTBED_LOGS/apt-forwarder.log"
 }
 
-# proxy_down: stop the apt-cacher-ng that proxy_up started (by its pid file).
-proxy_down() {
+# forwarder_down: stop the apt forwarder and its children (by its pid file).
+forwarder_down() {
 	local pid i
-	pid=$(proxy_pid) || {
-		rm -f "$TESTBED_RUN/apt-cacher-ng.pid"
+	pid=$(forwarder_pid) || {
+		rm -f "$TESTBED_RUN/apt-forwarder.pid"
 		return 0
 	}
-	kill -TERM "$pid"
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 50; i++)); do
 		[[ -d /proc/$pid ]] || break
 		sleep 0.1
 	done
-	[[ ! -d /proc/$pid ]] || kill -KILL "$pid"
-	rm -f "$TESTBED_RUN/apt-cacher-ng.pid"
+	[[ ! -d /proc/$pid ]] || kill -KILL -- "-$pid" 2>/dev/null || true
+	rm -f "$TESTBED_RUN/apt-forwarder.pid"
 }
 
-# nspawn_runtime_up: mount a tmpfs on /run/systemd/nspawn. On this kind of
-# machine /run is a disk file system, and nspawn refuses to clean up files
-# under /run/systemd/nspawn unless that is a tmpfs.
+# testbed_network_up: set up the instance's network: its namespace (named
+# instances), the bridge, the shared apt proxy and the forwarder to it.
+testbed_network_up() {
+	netns_up
+	bridge_up
+	proxy_up
+	forwarder_up
+}
+
+# --- shared by all instances: apt proxy and nspawn tmpfs --------------------
+
+# shared_lock, shared_unlock: serialize the instances' changes to what they
+# share, so that two up.sh runs do not both start apt-cacher-ng. A process
+# started while the lock is held must close TESTBED_LOCK_FD, or it keeps the
+# lock after the caller unlocks.
+shared_lock() {
+	mkdir -p "$TESTBED_SHARED_RUN"
+	exec {TESTBED_LOCK_FD}>>"$TESTBED_SHARED_RUN/shared.lock"
+	flock "$TESTBED_LOCK_FD"
+}
+
+shared_unlock() {
+	exec {TESTBED_LOCK_FD}>&-
+}
+
+# shared_users_other: print the other instances that are up, which still use
+# the apt proxy and the nspawn tmpfs: "default" while tsbr0 exists in the
+# machine's network namespace (call this from there), and each named
+# instance whose network namespace exists.
+shared_users_other() {
+	local netns name
+	if [[ -n $TESTBED_NETNS ]] && ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1; then
+		printf 'default\n'
+	fi
+	while read -r netns _; do
+		[[ $netns == tb-* && $netns != "$TESTBED_NETNS" ]] || continue
+		name=${netns#tb-}
+		[[ -d $TESTBED_DIR/instances/$name ]] && printf '%s\n' "$name"
+	done < <(ip netns list 2>/dev/null)
+	return 0
+}
+
+# proxy_pid: print the pid of the shared apt-cacher-ng, if it runs.
+proxy_pid() {
+	local pid
+	pid=$(cat "$TESTBED_SHARED_RUN/apt-cacher-ng.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == apt-cacher-ng ]] || return 1
+	printf '%s\n' "$pid"
+}
+
+# proxy_config_write: write the configuration of the shared apt-cacher-ng.
+# It listens on the default instance's bridge address and on a socket for
+# the named instances, and fetches Debian's archives from deb.debian.org
+# alone: the stock configuration would fall back to security.debian.org and
+# other mirrors, which the testbed must not contact.
+proxy_config_write() {
+	local conf="$TESTBED_DIR/apt-cacher-ng"
+	mkdir -p "$conf" "$TESTBED_DIR/apt-cache" "$TESTBED_SHARED_LOGS/apt-cacher-ng" "$TESTBED_SHARED_RUN"
+	cat >"$conf/acng.conf" <<-EOF
+		# Written by scripts/testbed/lib.sh (proxy_config_write); edits are lost.
+		CacheDir: $TESTBED_DIR/apt-cache
+		LogDir: $TESTBED_SHARED_LOGS/apt-cacher-ng
+		SupportDir: /usr/lib/apt-cacher-ng
+		BindAddress: $TESTBED_BRIDGE_ADDR
+		Port: $TESTBED_PROXY_PORT
+		PidFile: $TESTBED_SHARED_RUN/apt-cacher-ng.pid
+		SocketPath: $TESTBED_PROXY_SOCKET
+		Remap-debrep: file:deb_mirror*.gz /debian ; http://deb.debian.org/debian
+		Remap-secdeb: security.debian.org deb.debian.org/debian-security ; http://deb.debian.org/debian-security
+		ReportPage: acng-report.html
+		ExThreshold: 4
+		# Serve only the remapped Debian archives above: without this, the
+		# proxy would fetch any http URL a test host asks for.
+		ForceManaged: 1
+	EOF
+}
+
+# proxy_up: start the shared apt-cacher-ng unless it runs, in the machine's
+# network namespace. It serves 192.168.56.1:3142 there for the default
+# instance, and its socket for the named ones. It can bind 192.168.56.1 only
+# while the default instance's bridge has that address: when a named
+# instance started it without, and the default instance needs it, it is
+# restarted. That breaks the downloads running at that moment, which apt on
+# the hosts retries up to Acquire::Retries times. The default instance calls
+# bridge_up first.
+proxy_up() {
+	shared_lock
+	proxy_start
+	shared_unlock
+}
+
+# proxy_start: proxy_up without the lock.
+proxy_start() {
+	local pid i
+	if pid=$(proxy_pid); then
+		[[ -n $TESTBED_NETNS ]] && return 0
+		curl -fsS -o /dev/null --max-time 2 "$TESTBED_PROXY_URL/acng-report.html" 2>/dev/null && return 0
+		log "restarting apt-cacher-ng (pid $pid): no response on $TESTBED_PROXY_URL, as when a named instance started it while $TESTBED_BRIDGE_ADDR did not exist"
+		proxy_stop
+	fi
+
+	proxy_config_write
+	# The daemon must not inherit the lock (see shared_lock).
+	(
+		exec {TESTBED_LOCK_FD}>&-
+		exec apt-cacher-ng -c "$TESTBED_DIR/apt-cacher-ng" ForeGround=0
+	) || die "apt-cacher-ng failed to start; see $TESTBED_SHARED_LOGS/apt-cacher-ng/apt-cacher.err"
+	for ((i = 0; i < 50; i++)); do
+		if proxy_pid >/dev/null; then
+			if [[ -n $TESTBED_NETNS ]]; then
+				[[ -S $TESTBED_PROXY_SOCKET ]] && return 0
+			elif curl -fsS -o /dev/null "$TESTBED_PROXY_URL/acng-report.html"; then
+				return 0
+			fi
+		fi
+		sleep 0.1
+	done
+	die "apt-cacher-ng timed out: no response on $TESTBED_PROXY_URL or $TESTBED_PROXY_SOCKET within 5 s; see $TESTBED_SHARED_LOGS/apt-cacher-ng/"
+}
+
+# proxy_down: stop the shared apt-cacher-ng unless another instance is up.
+proxy_down() {
+	local users
+	shared_lock
+	users=$(shared_users_other | paste -sd " " -)
+	if [[ -n $users ]]; then
+		log "the apt proxy keeps running for the instances that are up: $users"
+	else
+		proxy_stop
+	fi
+	shared_unlock
+}
+
+# proxy_stop: stop the shared apt-cacher-ng (by its pid file) and remove its
+# socket.
+proxy_stop() {
+	local pid i
+	if pid=$(proxy_pid); then
+		kill -TERM "$pid"
+		for ((i = 0; i < 50; i++)); do
+			[[ -d /proc/$pid ]] || break
+			sleep 0.1
+		done
+		[[ ! -d /proc/$pid ]] || kill -KILL "$pid"
+	fi
+	rm -f "$TESTBED_SHARED_RUN/apt-cacher-ng.pid" "$TESTBED_PROXY_SOCKET"
+}
+
+# nspawn_runtime_up: mount a tmpfs on /run/systemd/nspawn, shared by all
+# instances. On this kind of machine /run is a disk file system, and nspawn
+# refuses to clean up files under /run/systemd/nspawn unless that is a tmpfs.
 nspawn_runtime_up() {
-	mkdir -p "$TESTBED_RUN"
+	shared_lock
 	if [[ ! -d /run/systemd/nspawn ]]; then
 		mkdir -p /run/systemd/nspawn
-		touch "$TESTBED_RUN/nspawn-dir.created"
+		touch "$TESTBED_SHARED_RUN/nspawn-dir.created"
 	fi
-	[[ $(stat -f -c %T /run/systemd/nspawn) == tmpfs ]] && return 0
-	mount -t tmpfs -o mode=0755 testbed-nspawn /run/systemd/nspawn
-	touch "$TESTBED_RUN/nspawn-tmpfs.mounted"
+	if [[ $(stat -f -c %T /run/systemd/nspawn) != tmpfs ]]; then
+		mount -t tmpfs -o mode=0755 testbed-nspawn /run/systemd/nspawn
+		touch "$TESTBED_SHARED_RUN/nspawn-tmpfs.mounted"
+	fi
+	shared_unlock
 }
 
-# nspawn_runtime_down: undo nspawn_runtime_up: unmount the tmpfs and remove
-# the folder if it mounted or created them.
+# nspawn_runtime_down: undo nspawn_runtime_up unless another instance is up:
+# unmount the tmpfs and remove the folder if an instance mounted or created
+# them.
 nspawn_runtime_down() {
-	if [[ -e $TESTBED_RUN/nspawn-tmpfs.mounted ]]; then
+	shared_lock
+	if [[ -n $(shared_users_other) ]]; then
+		shared_unlock
+		return 0
+	fi
+	if [[ -e $TESTBED_SHARED_RUN/nspawn-tmpfs.mounted ]]; then
 		if mountpoint -q /run/systemd/nspawn; then
 			umount /run/systemd/nspawn
 		fi
-		rm -f "$TESTBED_RUN/nspawn-tmpfs.mounted"
+		rm -f "$TESTBED_SHARED_RUN/nspawn-tmpfs.mounted"
 	fi
-	if [[ -e $TESTBED_RUN/nspawn-dir.created ]]; then
+	if [[ -e $TESTBED_SHARED_RUN/nspawn-dir.created ]]; then
 		rmdir /run/systemd/nspawn 2>/dev/null || warn "/run/systemd/nspawn is not empty; it stays"
-		rm -f "$TESTBED_RUN/nspawn-dir.created"
+		rm -f "$TESTBED_SHARED_RUN/nspawn-dir.created"
 	fi
+	shared_unlock
 }
 
 # --- SSH --------------------------------------------------------------------
@@ -287,10 +553,11 @@ testbed_ssh_options() {
 
 # --- hosts: state on disk ---------------------------------------------------
 #
-# .testbed/hosts/NAME/ contains the host's address, image.stamp (the image
-# it was made from), upper/ and work/ (overlayfs), root/ (the mount point
-# that nspawn boots), the public SSH host key, cgroups (its cgroup paths),
-# launcher.pid and nspawn.pid. Its console log is .testbed/log/NAME.log.
+# .testbed/hosts/NAME/ (.testbed/instances/INSTANCE/hosts/NAME/ in a named
+# instance) contains the host's address, image.stamp (the image it was made
+# from), upper/ and work/ (overlayfs), root/ (the mount point that nspawn
+# boots), the public SSH host key, cgroups (its cgroup paths), launcher.pid
+# and nspawn.pid. Its console log is NAME.log in the instance's log/.
 
 host_dir() { printf '%s\n' "$TESTBED_HOSTS/$1"; }
 
@@ -316,7 +583,7 @@ host_mount() {
 	dir=$(host_dir "$1")
 	mkdir -p "$dir/upper" "$dir/work" "$dir/root"
 	mountpoint -q "$dir/root" && return 0
-	mount -t overlay "testbed-$1" \
+	mount -t overlay "$TESTBED_LABEL-$1" \
 		-o "lowerdir=$TESTBED_IMAGE,upperdir=$dir/upper,workdir=$dir/work" "$dir/root"
 }
 
@@ -407,7 +674,9 @@ host_destroy() {
 
 # host_cgroups_assign NAME PID: move PID into a cgroup of its own for the host
 # in each hierarchy, below the cgroup the caller runs in, and record the
-# paths in .testbed/hosts/NAME/cgroups.
+# paths in the host's folder (file cgroups). The folder is testbed/NAME, or
+# testbed-INSTANCE/NAME in a named instance, as hosts of two instances can
+# have the same name.
 host_cgroups_assign() {
 	local name=$1 pid=$2 hierarchy controller current path
 	: >"$(host_dir "$name")/cgroups"
@@ -418,7 +687,7 @@ host_cgroups_assign() {
 		*) controller=$hierarchy ;;
 		esac
 		current=$(awk -F: -v c="$controller" '$2 == c { print $3 }' "/proc/$pid/cgroup")
-		path="/sys/fs/cgroup/$hierarchy${current%/}/testbed/$name"
+		path="/sys/fs/cgroup/$hierarchy${current%/}/$TESTBED_LABEL/$name"
 		mkdir -p "$path"
 		echo "$pid" >"$path/cgroup.procs"
 		printf '%s\n' "$path" >>"$(host_dir "$name")/cgroups"
@@ -438,7 +707,8 @@ host_cgroup_pids() {
 }
 
 # host_cgroups_remove NAME: remove the host's cgroup folders, deepest first,
-# and their parent "testbed" folder once no other host uses it.
+# and their parent folder (testbed or testbed-INSTANCE) once no other host
+# uses it.
 host_cgroups_remove() {
 	local path
 	while read -r path; do
@@ -491,7 +761,7 @@ host_ssh() {
 	shift
 	address=$(host_address "$name") || return 255
 	mapfile -t options < <(testbed_ssh_options)
-	ssh "${options[@]}" "root@$address" -- "$@"
+	testbed_net ssh "${options[@]}" "root@$address" -- "$@"
 }
 
 # host_wait_ssh NAME [TIMEOUT]
@@ -510,14 +780,16 @@ host_wait_ssh() {
 #   Boots the created host in the background (no-op when it runs) and
 #   returns once its init has started. It does not wait for SSH: call
 #   host_wait_ssh for that. Needs the bridge that up.sh sets up, and mounts
-#   the nspawn tmpfs itself. The console goes to .testbed/log/NAME.log.
+#   the nspawn tmpfs itself. The console goes to NAME.log in the instance's
+#   log folder (.testbed/log/ for the default instance).
 #   The launcher boots the host again when it reboots (nspawn exit code
 #   133), but not after host_stop or host_kill.
 host_start() {
 	local name=$1 i
 	host_nspawn_pid "$name" >/dev/null && return 0
 	[[ -f $(host_dir "$name")/address ]] || die "host $name does not exist; create it with scripts/testbed/up.sh"
-	ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1 || die "bridge $TESTBED_BRIDGE is missing; run scripts/testbed/up.sh"
+	testbed_net ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1 ||
+		die "bridge $TESTBED_BRIDGE is missing${TESTBED_NETNS:+ in the network namespace $TESTBED_NETNS}; run scripts/testbed/up.sh"
 
 	nspawn_runtime_up
 	host_mount "$name"
@@ -567,22 +839,23 @@ host_kill() {
 }
 
 # host_link_down NAME
-#   Cuts the host off the network: sets its host-side veth vb-NAME down.
-#   The host keeps running, and its host0 loses carrier (keepalived then
-#   enters FAULT and releases the VIP).
+#   Cuts the host off the network: sets its host-side veth vb-NAME down
+#   (in the instance's network namespace). The host keeps running, and its
+#   host0 loses carrier (keepalived then enters FAULT and releases the VIP).
 host_link_down() {
-	ip link set "vb-$1" down
+	testbed_net ip link set "vb-$1" down
 }
 
 # host_link_up NAME
 #   Reconnects the host: sets vb-NAME up again (it stays on the bridge).
 host_link_up() {
-	ip link set "vb-$1" up
+	testbed_net ip link set "vb-$1" up
 }
 
 # testbed_playbook INVENTORY PLAYBOOK [ANSIBLE-PLAYBOOK OPTIONS...]
 #   Runs ansible-playbook on the test hosts as root with the testbed key
-#   and known_hosts, and returns its exit code. The settings go through
+#   and known_hosts, in the instance's network namespace, and returns its
+#   exit code. The settings go through
 #   ANSIBLE_* variables, as Vagrant passes its own user and key on the
 #   command line, so one inventory serves both (inventory variables such
 #   as ansible_user would override them).
@@ -599,7 +872,7 @@ testbed_playbook() {
 		ANSIBLE_SSH_CONTROL_PATH_DIR="$TESTBED_RUN/ansible-cp" \
 		ANSIBLE_PIPELINING=True \
 		ANSIBLE_PYTHON_INTERPRETER=auto_silent \
-		ansible-playbook -i "$inventory" "$@" "$playbook"
+		"${TESTBED_NET_EXEC[@]}" ansible-playbook -i "$inventory" "$@" "$playbook"
 }
 
 # --- hosts: helpers of the interface ----------------------------------------

@@ -6,6 +6,8 @@
 #
 # Usage: scripts/testbed/status.sh
 #
+# TESTBED_INSTANCE selects the instance (unset: the default one).
+#
 # Exits 1 when the VIP is held by no load balancer or by more than one while
 # load balancers run, else 0.
 set -euo pipefail
@@ -114,7 +116,7 @@ print_haproxy() {
 # link_note NAME: print a note when the host's veth is down.
 link_note() {
 	local link
-	link=$(ip -o link show "vb-$1" 2>/dev/null) || link=
+	link=$(testbed_net ip -o link show "vb-$1" 2>/dev/null) || link=
 	[[ $link == *"state UP"* ]] || printf ' (its link vb-%s is down)' "$1"
 }
 
@@ -156,7 +158,14 @@ main() {
 	local topology inventory json="{}" inventory_hosts="" rc=0
 	require_root
 
-	if read -r topology inventory <"$TESTBED_DIR/topology" 2>/dev/null && [[ -f $inventory ]]; then
+	if [[ -n $TESTBED_INSTANCE ]]; then
+		if netns_exists; then
+			section "instance $TESTBED_INSTANCE: network namespace $TESTBED_NETNS, state in $TESTBED_INSTANCE_DIR"
+		else
+			section "instance $TESTBED_INSTANCE: no network namespace $TESTBED_NETNS (the instance is down)"
+		fi
+	fi
+	if read -r topology inventory <"$TESTBED_TOPOLOGY_FILE" 2>/dev/null && [[ -f $inventory ]]; then
 		section "topology $topology ($inventory)"
 		json=$(inventory_json "$inventory")
 		inventory_hosts=$(inventory_hosts "$inventory" <<<"$json")
@@ -168,6 +177,13 @@ main() {
 		section "apt proxy: $TESTBED_PROXY_URL (pid $(proxy_pid))"
 	else
 		section "apt proxy: not running"
+	fi
+	if [[ -n $TESTBED_INSTANCE ]]; then
+		if forwarder_pid >/dev/null; then
+			section "apt forwarder: $TESTBED_PROXY_URL in $TESTBED_NETNS to $TESTBED_PROXY_SOCKET (pid $(forwarder_pid))"
+		else
+			section "apt forwarder: not running"
+		fi
 	fi
 	print_hosts "$inventory_hosts"
 

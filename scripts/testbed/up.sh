@@ -10,6 +10,8 @@
 # topology are removed. scripts/testbed/down.sh stops and removes them all.
 #
 # Settings (environment):
+#   TESTBED_INSTANCE        name of an isolated instance (unset: the default
+#                           one); see lib.sh
 #   TESTBED_PLAYBOOK        playbook to run (default ansible/site.yml); the
 #                           step is skipped while the file does not exist
 #   TESTBED_INVENTORY_DIR   folder of the inventories (default
@@ -31,6 +33,7 @@ readonly HOST_PACKAGES=(
 	"openssh-client ssh"
 	"curl curl"
 	"iproute2 ip"
+	"socat socat"
 )
 
 readonly SSH_TIMEOUT=120
@@ -57,6 +60,33 @@ build_api() {
 	make -C "$TESTBED_TOP" build
 }
 
+# image_current: return 0 when the image exists and was built from the
+# current image.sh. The test is image.sh's own: its stamp is the SHA-256 of
+# image.sh.
+image_current() {
+	[[ -d $TESTBED_IMAGE && -f $TESTBED_DIR/image/stamp &&
+		$(cat "$TESTBED_DIR/image/stamp") == "$(sha256sum "$TESTBED_SCRIPTS/image.sh" | cut -d' ' -f1)" ]]
+}
+
+# ensure_image: build the shared image with image.sh unless it is current.
+# image.sh replaces the image in place and checks only the default
+# instance's hosts, so a named instance never builds it, and the default
+# instance does not while hosts of a named instance run on it.
+ensure_image() {
+	local others
+	if image_current; then
+		log "image is current: $TESTBED_IMAGE"
+		return 0
+	fi
+	[[ -z $TESTBED_INSTANCE ]] ||
+		die "the shared image $TESTBED_IMAGE is missing or older than image.sh, and a named instance does not build it; run scripts/testbed/image.sh without TESTBED_INSTANCE once no instance runs hosts"
+	others=$(awk -v lower="lowerdir=$TESTBED_IMAGE" 'index($4 ",", lower ",") { print $2 }' /proc/self/mounts |
+		grep -v "^$TESTBED_HOSTS/" | tr '\n' ' ') || true
+	[[ -z $others ]] ||
+		die "the image is older than image.sh, but hosts of named instances run on it ($others); stop them with TESTBED_INSTANCE=NAME scripts/testbed/down.sh first"
+	"$TESTBED_SCRIPTS/image.sh"
+}
+
 # remove_other_hosts TOPOLOGY WANTED: destroy every host when the running
 # topology is another one, because a host of the same name there carries
 # that topology's state (a single-node Galera cluster in poc, for one).
@@ -64,7 +94,7 @@ build_api() {
 # were made from an older image.
 remove_other_hosts() {
 	local topology=$1 wanted=" $2 " name previous=
-	read -r previous _ <"$TESTBED_DIR/topology" 2>/dev/null || true
+	read -r previous _ <"$TESTBED_TOPOLOGY_FILE" 2>/dev/null || true
 	for name in $(hosts_created); do
 		if [[ -n $previous && $previous != "$topology" ]]; then
 			log "removing host $name: it belongs to the topology $previous"
@@ -117,7 +147,7 @@ wait_for_ssh() {
 wait_for_ready() {
 	local url="http://$1/readyz" timeout=${TESTBED_READY_TIMEOUT:-120} deadline
 	deadline=$((SECONDS + timeout))
-	until curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
+	until testbed_net curl -fsS --max-time 2 -o /dev/null "$url" 2>/dev/null; do
 		((SECONDS < deadline)) || die "$url timed out: no 2xx response within $timeout s; run scripts/testbed/status.sh"
 		sleep 0.5
 	done
@@ -137,6 +167,7 @@ main() {
 	local playbook=${TESTBED_PLAYBOOK:-$TESTBED_TOP/ansible/site.yml} service_address
 	TESTBED_TIMINGS=()
 	require_root
+	require_machine_netns
 	trap 'print_timings' EXIT
 
 	phase_start packages "checking the packages of this machine"
@@ -149,19 +180,18 @@ main() {
 	hosts=$(inventory_hosts "$inventory" <<<"$inventory_json")
 	[[ -n $hosts ]] || die "$inventory lists no hosts"
 	names=$(cut -d' ' -f1 <<<"$hosts" | tr '\n' ' ')
-	log "topology $topology: $names"
+	log "topology $topology: $names${TESTBED_INSTANCE:+ (instance $TESTBED_INSTANCE, network namespace $TESTBED_NETNS)}"
 
 	phase_start build "building the API"
 	build_api
 	phase_end
 
 	phase_start image "checking the image"
-	"$TESTBED_SCRIPTS/image.sh"
+	ensure_image
 	phase_end
 
-	phase_start network "setting up $TESTBED_BRIDGE ($TESTBED_BRIDGE_ADDR) and the apt proxy ($TESTBED_PROXY_URL)"
-	bridge_up
-	proxy_up
+	phase_start network "setting up $TESTBED_BRIDGE ($TESTBED_BRIDGE_ADDR) and the apt proxy ($TESTBED_PROXY_URL)${TESTBED_NETNS:+ in the network namespace $TESTBED_NETNS}"
+	testbed_network_up
 	nspawn_runtime_up
 	ssh_key_ensure
 	phase_end
@@ -169,7 +199,7 @@ main() {
 	phase_start boot "booting the hosts"
 	remove_other_hosts "$topology" "$names"
 	create_and_start_hosts "$hosts"
-	printf '%s %s\n' "$topology" "$inventory" >"$TESTBED_DIR/topology"
+	printf '%s %s\n' "$topology" "$inventory" >"$TESTBED_TOPOLOGY_FILE"
 	phase_end
 
 	phase_start ssh "waiting for SSH on every host"
@@ -199,7 +229,11 @@ main() {
 	phase_end
 
 	log "the service is up; try:"
-	printf '    curl -X POST http://%s/app\n' "$service_address"
+	if [[ -n $TESTBED_NETNS ]]; then
+		printf '    ip netns exec %s curl -X POST http://%s/app\n' "$TESTBED_NETNS" "$service_address"
+	else
+		printf '    curl -X POST http://%s/app\n' "$service_address"
+	fi
 }
 
 main "$@"
