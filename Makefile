@@ -59,3 +59,19 @@ down: ## Stop the local test hosts and remove their bridge and mounts
 .PHONY: status
 status: ## Show the test hosts, Galera states, HAProxy's view and the VIP holder
 	@scripts/testbed/status.sh
+
+.PHONY: e2e
+e2e: ## Run the end-to-end suite on the test hosts that `make up` booted
+	@scripts/e2e.sh
+
+.PHONY: faults
+faults: ## Run the fault suite (every single failure, under load) on the test hosts
+	@scripts/faults.sh
+
+.PHONY: bench
+bench: ## Benchmark the HA path on the test hosts; writes docs/benchmarks.md
+	@scripts/bench.sh
+
+.PHONY: docs
+docs: ## Render docs/design.pdf from the Markdown and Graphviz sources in docs/
+	@scripts/docs.sh

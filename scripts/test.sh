@@ -2,14 +2,15 @@
 # The project's test command. `make test` runs every stage; a stage name
 # runs only that stage.
 #
-# Usage: scripts/test.sh [all|go|fuzz|lint|e2e]
+# Usage: scripts/test.sh [all|go|fuzz|lint|hosts]
 #   go     go vet, gofmt, the OpenAPI spec check, unit tests, and the
 #          integration tests on the development MariaDB (started here when
 #          it is not running, stopped again afterwards)
 #   fuzz   the request fuzz target for FUZZTIME (default 20s)
 #   lint   ansible-lint, ansible-playbook --syntax-check, vagrant validate
-#   e2e    boot the local test hosts (needs root), run the end-to-end suite,
-#          stop the hosts
+#   hosts  boot the local test hosts of the ha topology once (needs root),
+#          run every suite on them (HOST_SUITES, default all, in order), stop
+#          the hosts
 #
 # Under CI=true nothing is skipped: a missing database or tool fails.
 set -euo pipefail
@@ -87,16 +88,37 @@ lint() {
 	step "ansible-lint (production profile)"
 	ansible-lint --profile production ansible/
 
+	step "monitoring: promtool and amtool checks, alert rule unit tests"
+	scripts/test-monitoring.sh
+
 	step "vagrant validate (ha and poc)"
-	TOPOLOGY=ha vagrant validate
-	TOPOLOGY=poc vagrant validate
+	TOPOLOGY=ha vagrant validate --ignore-provider
+	TOPOLOGY=poc vagrant validate --ignore-provider
 }
 
-e2e() {
-	[[ $EUID -eq 0 ]] || die "the end-to-end suite boots test hosts and needs root"
-	[[ -x scripts/e2e.sh ]] || die "scripts/e2e.sh is missing"
-	step "end-to-end suite on the local test hosts"
-	scripts/e2e.sh
+# The suites that run on the local test hosts, in order. Each script ends
+# with an "N passed, N failed" line and exits non-zero on any failure.
+host_suites=(${HOST_SUITES:-e2e})
+
+hosts() {
+	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"
+	local suite
+	for suite in "${host_suites[@]}"; do
+		[[ -x scripts/$suite.sh ]] || die "suite scripts/$suite.sh is missing"
+	done
+	step "boot and provision the ha test hosts"
+	TOPOLOGY=ha scripts/testbed/up.sh
+	local status=0
+	for suite in "${host_suites[@]}"; do
+		step "suite $suite on the local test hosts"
+		if ! "scripts/$suite.sh"; then
+			status=1
+			break
+		fi
+	done
+	step "stop the test hosts"
+	scripts/testbed/down.sh
+	return "$status"
 }
 
 case ${1:-all} in
@@ -105,7 +127,7 @@ all)
 	go_tests
 	fuzz
 	lint
-	e2e
+	hosts
 	;;
 go)
 	go_checks
@@ -113,7 +135,7 @@ go)
 	;;
 fuzz) fuzz ;;
 lint) lint ;;
-e2e) e2e ;;
+hosts) hosts ;;
 *)
 	sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2

@@ -852,6 +852,40 @@ host_link_up() {
 	testbed_net ip link set "vb-$1" up
 }
 
+# host_add NAME ADDRESS [TIMEOUT]
+#   Adds a host to the running instance, for a suite that grows the
+#   topology (scripts/elastic.sh adds an API host). It checks NAME and
+#   ADDRESS as up.sh checks the inventory's hosts, creates the host from
+#   the image with an /etc/hosts of every host of the instance, boots it
+#   and waits up to TIMEOUT seconds (default 60) for SSH. The hosts that
+#   already run keep their /etc/hosts, so reach the new one by address.
+#   Returns 0 at once when the host runs with that address already, and 1
+#   when the address is another host's or SSH timed out. down.sh removes
+#   it with the others, and the next up.sh removes it unless the
+#   topology's inventory lists it.
+host_add() {
+	local name=$1 address=$2 timeout=${3:-60} other hosts=""
+	[[ $name =~ ^[a-z][a-z0-9-]{0,11}$ ]] ||
+		die "host name '$name' is invalid here: use 1 to 12 of a-z, 0-9, '-' (the host-side veth is vb-NAME)"
+	[[ $address == "$TESTBED_SUBNET_PREFIX"* && $address != "$TESTBED_BRIDGE_ADDR" ]] ||
+		die "address '$address' of $name is invalid: expected one in ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN other than $TESTBED_BRIDGE_ADDR"
+	for other in $(hosts_created); do
+		if [[ $other != "$name" && $(host_address "$other") == "$address" ]]; then
+			warn "address $address is host $other's; $name not added"
+			return 1
+		fi
+		hosts+="$other $(host_address "$other")"$'\n'
+	done
+	if [[ ! -f $(host_dir "$name")/address ]]; then
+		host_create "$name" "$address" "$hosts$name $address"
+	elif [[ $(host_address "$name") != "$address" ]]; then
+		warn "host $name exists with address $(host_address "$name"), not $address"
+		return 1
+	fi
+	host_start "$name"
+	host_wait_ssh "$name" "$timeout"
+}
+
 # testbed_playbook INVENTORY PLAYBOOK [ANSIBLE-PLAYBOOK OPTIONS...]
 #   Runs ansible-playbook on the test hosts as root with the testbed key
 #   and known_hosts, in the instance's network namespace, and returns its

@@ -162,6 +162,20 @@ print_timings() {
 	done
 }
 
+# raise_inotify_limits: every host's systemd takes inotify instances from
+# the machine's shared per-user limit, and Debian's default of 128 runs out
+# at a few dozen hosts ("Failed to allocate manager object: Too many open
+# files"), for example with several testbed instances up. Only raises.
+raise_inotify_limits() {
+	local name want current
+	for name in max_user_instances:4096 max_user_watches:1048576; do
+		want=${name#*:}
+		name=${name%%:*}
+		current=$(<"/proc/sys/fs/inotify/$name")
+		((current >= want)) || echo "$want" >"/proc/sys/fs/inotify/$name"
+	done
+}
+
 main() {
 	local topology=${1:-${TOPOLOGY:-ha}} inventory inventory_json hosts names
 	local playbook=${TESTBED_PLAYBOOK:-$TESTBED_TOP/ansible/site.yml} service_address
@@ -194,6 +208,7 @@ main() {
 	testbed_network_up
 	nspawn_runtime_up
 	ssh_key_ensure
+	raise_inotify_limits
 	phase_end
 
 	phase_start boot "booting the hosts"
