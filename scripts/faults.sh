@@ -35,15 +35,19 @@ rows=()
 failures=0
 galera_nodes=()
 load_balancers=()
+vip=""
 
 # --- cluster state -------------------------------------------------------
 
 # vip_holders: print the load balancers that hold the VIP, one per line.
+# It reads each host's addresses in its network namespace with nsenter,
+# not over SSH, so a check takes milliseconds and a dead host counts as
+# holding nothing at once instead of after an SSH time-out.
 vip_holders() {
-	local vip lb
-	vip=$(inventory_json "$SUITE_INVENTORY" | inventory_service_address)
+	local lb pid
 	for lb in "${load_balancers[@]}"; do
-		if host_ssh "$lb" ip -4 -o addr show 2>/dev/null | grep -q " $vip/"; then
+		pid=$(host_pid "$lb" 2>/dev/null) || continue
+		if nsenter --target "$pid" --net ip -4 -o addr show 2>/dev/null | grep -q "inet $vip/"; then
 			echo "$lb"
 		fi
 	done
@@ -262,7 +266,9 @@ full_outage() {
 	for node in "${galera_nodes[@]}"; do host_kill "$node"; done
 	for node in "${galera_nodes[@]}"; do host_start "$node"; done
 	for node in "${galera_nodes[@]}"; do host_wait_ssh "$node" 120 || return 1; done
-	recover_cluster
+	local how
+	how=$(galera_recover_after_outage "${galera_nodes[@]}") || return 1
+	log "the cluster was $how"
 }
 
 recover_cluster() {
@@ -302,11 +308,20 @@ api_hosts() {
 	((failed == 0))
 }
 
+# wait_for_api HOST: poll until HAProxy on every load balancer sees the
+# host's API instance UP, which needs /readyz to pass its checks (the
+# firewall keeps the API port closed to anything but the load balancers).
 wait_for_api() {
-	local deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "http://$(host_address "$1"):8080/readyz" 2>/dev/null; do
-		((SECONDS < deadline)) || return 1
-		sleep 0.2
+	local lb deadline=$((SECONDS + 90))
+	for lb in "${load_balancers[@]}"; do
+		until echo 'show stat' | host_ssh "$lb" socat stdio /run/haproxy/admin.sock 2>/dev/null |
+			awk -F, -v s="$1-8080" '$1 == "api" && $2 == s && $18 == "UP" { found = 1 } END { exit !found }'; do
+			((SECONDS < deadline)) || {
+				log "HAProxy on $lb does not see $1-8080 UP after 90 s"
+				return 1
+			}
+			sleep 0.5
+		done
 	done
 }
 
@@ -416,6 +431,7 @@ main() {
 	suite_init
 	mapfile -t galera_nodes < <(suite_hosts galera)
 	mapfile -t load_balancers < <(suite_hosts loadbalancers)
+	vip=$(inventory_json "$SUITE_INVENTORY" | inventory_service_address)
 	local all=(writer-power-cut node-isolated node-wiped quorum-loss full-outage
 		api-hosts lb-power-cut idle-connections node-desync)
 	local chosen=("$@")

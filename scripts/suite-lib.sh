@@ -13,12 +13,17 @@ SUITE_INVENTORY=${SUITE_INVENTORY:-$SUITE_TOP/ansible/inventories/vagrant/${TOPO
 # folder.
 suite_init() {
 	mkdir -p "$SUITE_WORK"
+	SUITE_SERVICE_URL=$(suite_service_url)
 	(cd "$SUITE_TOP" && go build -o "$SUITE_LOADGEN" ./api/cmd/loadgen)
 }
 
 # suite_service_url: print the base URL that clients use (the VIP).
+# ansible-inventory takes about a second, so the answer is kept.
 suite_service_url() {
-	printf 'http://%s\n' "$(inventory_json "$SUITE_INVENTORY" | inventory_service_address)"
+	if [[ -z ${SUITE_SERVICE_URL:-} ]]; then
+		SUITE_SERVICE_URL="http://$(inventory_json "$SUITE_INVENTORY" | inventory_service_address)"
+	fi
+	printf '%s\n' "$SUITE_SERVICE_URL"
 }
 
 # suite_hosts GROUP: print the names of the inventory's hosts in GROUP.
@@ -50,7 +55,14 @@ load_stop() {
 	local pid
 	pid=$(<"$SUITE_WORK/$1.pid")
 	kill -TERM "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	# Poll rather than wait: a caller in a pipeline runs in a subshell, for
+	# which the load generator is not a child. Its retries are bounded, so
+	# it exits within a minute.
+	local deadline=$((SECONDS + 120))
+	while kill -0 "$pid" 2>/dev/null; do
+		((SECONDS < deadline)) || die "load generator $1 (pid $pid) did not exit within 120 s of SIGTERM"
+		sleep 0.1
+	done
 	cat "$SUITE_WORK/$1.out"
 }
 
@@ -96,6 +108,10 @@ check_acks() {
 	local name=$1 node failed=0 reference=""
 	shift
 	local acked="$SUITE_WORK/$name.acked"
+	[[ -f $SUITE_WORK/$name.acks ]] || {
+		printf '    no list of acknowledged keys for %s: the load generator did not finish\n' "$name"
+		return 1
+	}
 	cut -d' ' -f1 "$SUITE_WORK/$name.acks" | sort >"$acked"
 	for node in "$@"; do
 		local rows="$SUITE_WORK/$name.$node.rows" keys="$SUITE_WORK/$name.$node.keys"
@@ -128,4 +144,31 @@ suite_wait_ready() {
 		((SECONDS < deadline)) || die "$url did not answer 2xx within ${1:-120} s"
 		sleep 0.5
 	done
+}
+
+# galera_recover_after_outage NODE...: bring the cluster back after every
+# node lost power. Galera's pc.recovery restores the last primary component
+# by itself when every member returns with its saved state (gvwstate.dat);
+# only when that has not happened within GALERA_AUTO_RECOVERY seconds
+# (default 30) is ansible/galera-recover.yml run. Prints which one it was.
+galera_recover_after_outage() {
+	local node deadline=$((SECONDS + ${GALERA_AUTO_RECOVERY:-30})) all
+	while ((SECONDS < deadline)); do
+		all=1
+		for node in "$@"; do
+			[[ $(galera_status "$node" wsrep_local_state_comment 2>/dev/null) == Synced &&
+				$(galera_status "$node" wsrep_cluster_size 2>/dev/null) == "$#" ]] || all=0
+		done
+		if ((all)); then
+			echo "restored by Galera's pc.recovery"
+			return 0
+		fi
+		sleep 1
+	done
+	testbed_playbook "$SUITE_INVENTORY" "$SUITE_TOP/ansible/galera-recover.yml" >"$SUITE_WORK/recover.log" || {
+		tail -n 30 "$SUITE_WORK/recover.log" >&2
+		return 1
+	}
+	galera_wait_synced "$@"
+	echo "recovered by ansible/galera-recover.yml"
 }

@@ -98,7 +98,9 @@ lint() {
 
 # The suites that run on the local test hosts, in order. Each script ends
 # with an "N passed, N failed" line and exits non-zero on any failure.
-host_suites=(${HOST_SUITES:-e2e})
+# The fault suite (make faults) is not in this list yet: two of its nine
+# scenarios still fail (see docs/faults.md).
+host_suites=(${HOST_SUITES:-e2e backup-drills})
 
 hosts() {
 	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"
@@ -106,6 +108,9 @@ hosts() {
 	for suite in "${host_suites[@]}"; do
 		[[ -x scripts/$suite.sh ]] || die "suite scripts/$suite.sh is missing"
 	done
+	# The drills wipe every node; on the hosts that this stage boots for
+	# itself that is what they are for.
+	export DRILLS_ON_DEFAULT_TESTBED=yes
 	step "boot and provision the ha test hosts"
 	TOPOLOGY=ha scripts/testbed/up.sh
 	local status=0
