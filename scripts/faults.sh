@@ -95,7 +95,7 @@ wait_whole() {
 	awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'
 }
 
-# wait_rows NAME N: poll the writer until it holds N rows of load NAME, so
+# wait_rows NAME N: poll the writer until it contains N rows of load NAME, so
 # a fault strikes while writes are flowing.
 wait_rows() {
 	local writer count deadline=$((SECONDS + 60))

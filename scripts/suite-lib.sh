@@ -18,7 +18,7 @@ suite_init() {
 }
 
 # suite_service_url: print the base URL that clients use (the VIP).
-# ansible-inventory takes about a second, so the answer is kept.
+# ansible-inventory takes about a second, so the URL is kept.
 suite_service_url() {
 	if [[ -z ${SUITE_SERVICE_URL:-} ]]; then
 		SUITE_SERVICE_URL="http://$(inventory_json "$SUITE_INVENTORY" | inventory_service_address)"
@@ -136,7 +136,7 @@ check_acks() {
 }
 
 # suite_wait_ready [TIMEOUT]: poll the service's /readyz through the VIP
-# until it answers 2xx, for at most TIMEOUT seconds (default 120).
+# until it returns 2xx, for at most TIMEOUT seconds (default 120).
 suite_wait_ready() {
 	local url deadline=$((SECONDS + ${1:-120}))
 	url="$(suite_service_url)/readyz"

@@ -244,7 +244,7 @@ func (r *run) logical(ctx context.Context) {
 			r.ack(key, id)
 			return
 		}
-		// A connection failure or 503 says this site cannot serve now:
+		// A connection failure or 503 means that this site cannot serve now:
 		// the next attempt goes to the next target, as a client with a
 		// list of site VIPs would do.
 		if err != nil || status == http.StatusServiceUnavailable {

@@ -138,7 +138,7 @@ func (b *batcher) collect(first *pending) []*pending {
 	return batch
 }
 
-// write commits one batch and answers each of its requests. Requests that
+// write commits one batch and sends each of its requests its result. Requests that
 // share an Idempotency-Key are written once: the first one inserts, the
 // others get its event as a replay.
 func (b *batcher) write(batch []*pending) {
@@ -221,7 +221,7 @@ func (db *DB) insertBatch(ctx context.Context, rows []*pending) []batchResult {
 	}
 	if unknown && len(open) > 0 {
 		// The batch's deadline may be spent; make a last look-up with a
-		// deadline of its own before answering that the rows failed.
+		// deadline of its own before reporting that the rows failed.
 		resolveCtx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 		open, _ = db.resolveSkipped(resolveCtx, rows, open, nil, results)
 		cancel()
