@@ -71,7 +71,3 @@ faults: ## Run the fault suite (every single failure, under load) on the test ho
 .PHONY: bench
 bench: ## Benchmark the HA path on the test hosts; writes docs/benchmarks.md
 	@scripts/bench.sh
-
-.PHONY: docs
-docs: ## Render docs/design.pdf from the Markdown and Graphviz sources in docs/
-	@scripts/docs.sh

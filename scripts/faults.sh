@@ -12,6 +12,9 @@
 #
 # Settings: FAULTS_RATE (POSTs per second, default 30), FAULTS_REPORT (the
 # Markdown table is also written here, default .testbed/suite/faults.md).
+#
+# NOTE: in the latest complete run full-outage and node-desync failed, so
+# this suite is not yet part of `make test`; docs/faults.md has the details.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
