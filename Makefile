@@ -5,7 +5,7 @@ SHELL := bash
 GO ?= go
 TOPOLOGY ?= ha
 BUILD_DIR := build/linux-amd64
-BINARIES := timestamp-api galera-health
+BINARIES := timestamp-api galera-health autoscaler
 SWAG_VERSION := v1.16.6
 
 .PHONY: help
@@ -67,6 +67,10 @@ e2e: ## Run the end-to-end suite on the test hosts that `make up` booted
 .PHONY: faults
 faults: ## Run the fault suite (every single failure, under load) on the test hosts
 	@scripts/faults.sh
+
+.PHONY: elastic
+elastic: ## Run the elasticity suite (autoscaler ramp, spike, flapping, restart) on the test hosts
+	@scripts/elastic.sh
 
 .PHONY: bench
 bench: ## Benchmark the HA path on the test hosts; writes docs/benchmarks.md
