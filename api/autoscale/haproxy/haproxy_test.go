@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -93,8 +94,9 @@ func TestParseStat(t *testing.T) {
 }
 
 // runtimeServer serves a fake runtime API on a Unix socket. It responds to
-// the two show commands with the fixtures and records the others.
-func runtimeServer(t *testing.T) (string, *[]string) {
+// the two show commands with the fixtures and records every command; the
+// returned function lists the commands received so far.
+func runtimeServer(t *testing.T) (string, func() []string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "admin.sock")
 	ln, err := net.Listen("unix", path)
@@ -114,6 +116,11 @@ func runtimeServer(t *testing.T) (string, *[]string) {
 			buf := make([]byte, 512)
 			n, _ := conn.Read(buf)
 			cmd := strings.TrimSpace(string(buf[:n]))
+			// Recorded before the answer, so that a client which has its
+			// answer finds its command in the list.
+			mu.Lock()
+			got = append(got, cmd)
+			mu.Unlock()
 			switch {
 			case cmd == "show servers state api":
 				fmt.Fprint(conn, state)
@@ -124,13 +131,14 @@ func runtimeServer(t *testing.T) (string, *[]string) {
 			case strings.HasSuffix(cmd, "pool99 state ready"):
 				fmt.Fprint(conn, "No such server.\n\n")
 			}
-			mu.Lock()
-			got = append(got, cmd)
-			mu.Unlock()
 			conn.Close()
 		}
 	}()
-	return path, &got
+	return path, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
 }
 
 func TestRuntimeBackend(t *testing.T) {
@@ -175,8 +183,8 @@ func TestRuntimeSetCommands(t *testing.T) {
 		"set server api/pool3 state drain",
 		"set server api/pool99 state ready",
 	}
-	if strings.Join(*got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("commands = %q, want %q", *got, want)
+	if cmds := got(); !slices.Equal(cmds, want) {
+		t.Errorf("commands = %q, want %q", cmds, want)
 	}
 }
 
