@@ -116,8 +116,8 @@ func runtimeServer(t *testing.T) (string, func() []string) {
 			buf := make([]byte, 512)
 			n, _ := conn.Read(buf)
 			cmd := strings.TrimSpace(string(buf[:n]))
-			// Recorded before the answer, so that a client which has its
-			// answer finds its command in the list.
+			// Recorded before the response is written, so a client that has
+			// read its response finds its command in the list.
 			mu.Lock()
 			got = append(got, cmd)
 			mu.Unlock()
