@@ -72,6 +72,10 @@ faults: ## Run the fault suite (every single failure, under load) on the test ho
 elastic: ## Run the elasticity suite (autoscaler ramp, spike, flapping, restart) on the test hosts
 	@scripts/elastic.sh
 
+.PHONY: docs
+docs: ## Render docs/design.pdf (DOCS_ALLOW_PLACEHOLDERS=1: a preview in build/docs/)
+	@DOCS_ALLOW_PLACEHOLDERS=$(DOCS_ALLOW_PLACEHOLDERS) scripts/docs.sh build
+
 .PHONY: bench
 bench: ## Benchmark the HA path on the test hosts; writes docs/benchmarks.md
 	@scripts/bench.sh

@@ -7,7 +7,8 @@
 #          integration tests on the development MariaDB (started here when
 #          it is not running, stopped again afterwards)
 #   fuzz   the request fuzz target for FUZZTIME (default 20s)
-#   lint   ansible-lint, ansible-playbook --syntax-check, vagrant validate
+#   lint   ansible-lint, ansible-playbook --syntax-check, vagrant validate,
+#          and the design document's diagrams and PDF (scripts/docs.sh check)
 #   hosts  boot the local test hosts of the ha topology once (needs root),
 #          run every suite on them (HOST_SUITES, default all, in order), stop
 #          the hosts
@@ -94,6 +95,15 @@ lint() {
 	step "vagrant validate (ha and poc)"
 	TOPOLOGY=ha vagrant validate --ignore-provider
 	TOPOLOGY=poc vagrant validate --ignore-provider
+
+	step "design document: the diagrams match the inventories, docs/design.pdf is current"
+	if command -v dot >/dev/null && command -v pdfinfo >/dev/null; then
+		scripts/docs.sh check
+	elif [[ ${CI:-} == true ]]; then
+		die "graphviz or poppler-utils is missing; .ci/run installs them"
+	else
+		step "skipped: graphviz or poppler-utils is missing (apt-get install graphviz poppler-utils)"
+	fi
 }
 
 # The suites that run on the local test hosts, in order. Each script ends
