@@ -81,7 +81,7 @@ var (
 	// take writes; the request added nothing and may be retried.
 	ErrUnavailable = errors.New("database unavailable")
 
-	// ErrNotSynced means that the Galera node behind the store is not in
-	// the Synced state, so it must not serve traffic.
-	ErrNotSynced = errors.New("database node not synced")
+	// ErrNodeNotReady means that the Galera node behind the store takes no
+	// writes: it is outside the Primary component or wsrep_ready is OFF.
+	ErrNodeNotReady = errors.New("database node not ready for writes")
 )

@@ -12,9 +12,6 @@
 #
 # Settings: FAULTS_RATE (POSTs per second, default 30), FAULTS_REPORT (the
 # Markdown table is also written here, default .testbed/suite/faults.md).
-#
-# NOTE: in the latest complete run full-outage and node-desync failed, so
-# this suite is not yet part of `make test`; docs/faults.md has the details.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -125,6 +122,7 @@ wait_rows() {
 # and repairs it; the time to whole is measured from its return.
 scenario() {
 	local name=$1 client=$2 fn=$3 whole missing=0 duplicates=0 check verdict=pass
+	local started=$SECONDS
 	log "scenario $name ($client client, $rate POSTs/s)"
 	cluster_whole || die "the cluster is not whole before $name; run scripts/testbed/status.sh"
 	local -n flags=$client
@@ -162,7 +160,7 @@ scenario() {
 	fi
 	[[ $verdict == pass ]] || failures=$((failures + 1))
 	rows+=("| $name | $sent | $ok | $s503 | $other | $retries | $missing | $duplicates | $gap | ${whole} s | $verdict |")
-	log "$name: $verdict"
+	log "$name: $verdict ($((SECONDS - started)) s)"
 }
 
 # --- the scenarios -------------------------------------------------------
@@ -461,6 +459,7 @@ main() {
 		printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 		printf '%s\n' "${rows[@]}"
 	} | tee "$report"
+	log "the fault suite took $SECONDS s"
 	printf '%d passed, %d failed\n' $((${#rows[@]} - failures)) "$failures"
 	((failures == 0))
 }

@@ -147,22 +147,25 @@ suite_wait_ready() {
 }
 
 # galera_recover_after_outage NODE...: bring the cluster back after every
-# node lost power. Galera's pc.recovery restores the last primary component
-# by itself when every member returns with its saved state (gvwstate.dat);
-# only when that has not happened within GALERA_AUTO_RECOVERY seconds
-# (default 30) is ansible/galera-recover.yml run. Prints which one it was.
+# node lost power, and print how it came back. Galera's pc.recovery restores
+# the last primary component by itself once every member is back with its
+# saved view (gvwstate.dat, which only a clean shutdown removes). As soon as
+# any node reports a Primary component, that restore has happened and the
+# function waits for every node to be Synced. Only when no node is Primary
+# within GALERA_AUTO_RECOVERY seconds (default 60) does it run
+# ansible/galera-recover.yml, which refuses to run beside a Primary
+# component.
 galera_recover_after_outage() {
-	local node deadline=$((SECONDS + ${GALERA_AUTO_RECOVERY:-30})) all
+	local node started=$SECONDS deadline=$((SECONDS + ${GALERA_AUTO_RECOVERY:-60})) status
 	while ((SECONDS < deadline)); do
-		all=1
 		for node in "$@"; do
-			[[ $(galera_status "$node" wsrep_local_state_comment 2>/dev/null) == Synced &&
-				$(galera_status "$node" wsrep_cluster_size 2>/dev/null) == "$#" ]] || all=0
+			status=$(galera_status "$node" wsrep_cluster_status 2>/dev/null) || continue
+			if [[ $status == Primary ]]; then
+				galera_wait_synced "$@"
+				echo "restored by Galera's pc.recovery ($node Primary after $((SECONDS - started)) s)"
+				return 0
+			fi
 		done
-		if ((all)); then
-			echo "restored by Galera's pc.recovery"
-			return 0
-		fi
 		sleep 1
 	done
 	testbed_playbook "$SUITE_INVENTORY" "$SUITE_TOP/ansible/galera-recover.yml" >"$SUITE_WORK/recover.log" || {
@@ -170,5 +173,5 @@ galera_recover_after_outage() {
 		return 1
 	}
 	galera_wait_synced "$@"
-	echo "recovered by ansible/galera-recover.yml"
+	echo "recovered by ansible/galera-recover.yml (no Primary component after ${GALERA_AUTO_RECOVERY:-60} s)"
 }

@@ -108,7 +108,7 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "database unavailable or not synced; see Retry-After",
+                        "description": "database unavailable or its node takes no writes; see Retry-After",
                         "schema": {
                             "$ref": "#/definitions/httpapi.Problem"
                         }
@@ -184,7 +184,7 @@ const docTemplate = `{
         },
         "/readyz": {
             "get": {
-                "description": "200 when the database answers within the ready timeout and, where wsrep_on is set, the node is ready and Synced (wsrep_local_state 4). 503 otherwise, and from the start of a graceful shutdown.",
+                "description": "200 when the database responds within the ready timeout and, where wsrep_on is set, the node takes writes (Primary component, wsrep_ready ON; a Donor/Desynced node counts, because HAProxy moves writes off it). 503 otherwise, and from the start of a graceful shutdown.",
                 "produces": [
                     "application/json"
                 ],

@@ -41,7 +41,7 @@ type EventList struct {
 //	@Header			201				{string}	Idempotent-Replayed	"true when the event already existed"
 //	@Failure		400				{object}	Problem	"invalid Idempotency-Key"
 //	@Failure		413				{object}	Problem	"body over 1 KiB"
-//	@Failure		503				{object}	Problem	"database unavailable or not synced; see Retry-After"
+//	@Failure		503				{object}	Problem	"database unavailable or its node takes no writes; see Retry-After"
 //	@Router			/app [post]
 func (s *Server) createEvent(c *gin.Context) {
 	keys := c.Request.Header.Values("Idempotency-Key")
@@ -178,7 +178,7 @@ func (s *Server) healthz(c *gin.Context) {
 // readyz reports whether this instance should receive traffic.
 //
 //	@Summary		Readiness
-//	@Description	200 when the database answers within the ready timeout and, where wsrep_on is set, the node is ready and Synced (wsrep_local_state 4). 503 otherwise, and from the start of a graceful shutdown.
+//	@Description	200 when the database responds within the ready timeout and, where wsrep_on is set, the node takes writes (Primary component, wsrep_ready ON; a Donor/Desynced node counts, because HAProxy moves writes off it). 503 otherwise, and from the start of a graceful shutdown.
 //	@Tags			health
 //	@Produce		json
 //	@Success		200	{object}	Status

@@ -65,9 +65,9 @@ func classifyStoreError(err error) (status int, detail string) {
 	switch {
 	case errors.Is(err, api.ErrNotFound):
 		return http.StatusNotFound, "No event has this id."
-	case errors.Is(err, api.ErrNotSynced):
+	case errors.Is(err, api.ErrNodeNotReady):
 		return http.StatusServiceUnavailable,
-			"The database node is not synced with its cluster, so the request was not served and nothing was stored. Retry after the Retry-After delay."
+			"The database node takes no writes (it is outside the Primary component or not ready), so the request was not served and nothing was stored. Retry after the Retry-After delay."
 	case errors.Is(err, api.ErrUnavailable):
 		return http.StatusServiceUnavailable,
 			"The database is unavailable, so the request was not served and nothing was stored. Retry after the Retry-After delay."

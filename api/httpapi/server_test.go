@@ -329,7 +329,7 @@ func TestStoreErrorsMapToStatus(t *testing.T) {
 		retryAfter bool
 	}{
 		{"unavailable", fmt.Errorf("%w: dial refused", api.ErrUnavailable), http.StatusServiceUnavailable, true},
-		{"not synced", fmt.Errorf("%w: donor", api.ErrNotSynced), http.StatusServiceUnavailable, true},
+		{"node not ready", fmt.Errorf("%w: non-Primary", api.ErrNodeNotReady), http.StatusServiceUnavailable, true},
 		{"unexpected", errors.New("syntax error"), http.StatusInternalServerError, false},
 	}
 	for _, tc := range cases {
@@ -357,12 +357,12 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("ready store: code = %d, want 200", rec.Code)
 	}
 
-	store.err = fmt.Errorf("%w: wsrep_local_state is 2 (Donor/Desynced)", api.ErrNotSynced)
+	store.err = fmt.Errorf("%w: wsrep_cluster_status is \"non-Primary\", want Primary", api.ErrNodeNotReady)
 	rec := do(t, s, http.MethodGet, "/readyz", nil, nil)
 	if rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("desynced store: code = %d, want 503", rec.Code)
+		t.Fatalf("non-Primary store: code = %d, want 503", rec.Code)
 	}
-	if p := decodeProblem(t, rec); !strings.Contains(p.Detail, "Donor") {
+	if p := decodeProblem(t, rec); !strings.Contains(p.Detail, "non-Primary") {
 		t.Errorf("detail = %q, want the cause", p.Detail)
 	}
 	if rec.Header().Get("Retry-After") == "" {

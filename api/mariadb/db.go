@@ -159,8 +159,15 @@ func (db *DB) Close() error {
 }
 
 // Ready returns nil when the schema is migrated, the database answers and,
-// where wsrep_on is set, the node is ready and Synced. It wraps
-// api.ErrUnavailable or api.ErrNotSynced otherwise.
+// where wsrep_on is set, the node takes writes: it is in the Primary
+// component with wsrep_ready ON. It wraps api.ErrUnavailable or
+// api.ErrNodeNotReady otherwise.
+//
+// The node need not be Synced, because a Donor/Desynced node (wsrep_desync,
+// a backup, a state transfer it donates) still commits, and HAProxy's
+// galera-health check moves writes off it within seconds. Every API
+// instance reaches the same writer, so requiring Synced here would take all
+// of them out of HAProxy at once and turn a desync into 503s.
 func (db *DB) Ready(ctx context.Context) error {
 	if !db.migrated.Load() {
 		return fmt.Errorf("%w: schema not migrated yet", api.ErrUnavailable)
@@ -181,7 +188,7 @@ func (db *DB) Ready(ctx context.Context) error {
 
 func (db *DB) wsrepStatus(ctx context.Context) (wsrepStatus, error) {
 	rows, err := db.db.QueryContext(ctx, "SHOW GLOBAL STATUS WHERE Variable_name IN "+
-		"('wsrep_local_state', 'wsrep_local_state_comment', 'wsrep_ready', 'wsrep_cluster_status')")
+		"('wsrep_local_state_comment', 'wsrep_ready', 'wsrep_cluster_status')")
 	if err != nil {
 		return wsrepStatus{}, fmt.Errorf("read wsrep status: %w", err)
 	}
@@ -199,31 +206,26 @@ func (db *DB) wsrepStatus(ctx context.Context) (wsrepStatus, error) {
 		return wsrepStatus{}, fmt.Errorf("read wsrep status: %w", err)
 	}
 	return wsrepStatus{
-		localState:   values["wsrep_local_state"],
 		stateComment: values["wsrep_local_state_comment"],
 		ready:        values["wsrep_ready"],
 		clusterState: values["wsrep_cluster_status"],
 	}, nil
 }
 
-// wsrepStatus is the part of SHOW GLOBAL STATUS that decides readiness.
+// wsrepStatus is the part of SHOW GLOBAL STATUS that decides readiness. The
+// state comment (Synced, Donor/Desynced, ...) only goes into the error.
 type wsrepStatus struct {
-	localState, stateComment, ready, clusterState string
+	stateComment, ready, clusterState string
 }
-
-// wsrepSynced is wsrep_local_state for Synced, as defined by Galera's node
-// state machine (1 Joining, 2 Donor/Desynced, 3 Joined, 4 Synced).
-const wsrepSynced = "4"
 
 func (s wsrepStatus) check() error {
 	switch {
 	case s.clusterState != "Primary":
-		return fmt.Errorf("%w: wsrep_cluster_status is %q, want Primary", api.ErrNotSynced, s.clusterState)
+		return fmt.Errorf("%w: wsrep_cluster_status is %q, want Primary (node state %s)",
+			api.ErrNodeNotReady, s.clusterState, s.stateComment)
 	case s.ready != "ON":
-		return fmt.Errorf("%w: wsrep_ready is %q, want ON", api.ErrNotSynced, s.ready)
-	case s.localState != wsrepSynced:
-		return fmt.Errorf("%w: wsrep_local_state is %s (%s), want 4 (Synced)",
-			api.ErrNotSynced, s.localState, s.stateComment)
+		return fmt.Errorf("%w: wsrep_ready is %q, want ON (node state %s)",
+			api.ErrNodeNotReady, s.ready, s.stateComment)
 	}
 	return nil
 }

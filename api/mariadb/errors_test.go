@@ -54,12 +54,15 @@ func TestWsrepStatusCheck(t *testing.T) {
 		status wsrepStatus
 		ok     bool
 	}{
-		{"synced", wsrepStatus{"4", "Synced", "ON", "Primary"}, true},
-		{"donor", wsrepStatus{"2", "Donor/Desynced", "ON", "Primary"}, false},
-		{"joining", wsrepStatus{"1", "Joining", "OFF", "Primary"}, false},
-		{"joined", wsrepStatus{"3", "Joined", "ON", "Primary"}, false},
-		{"non-primary", wsrepStatus{"4", "Synced", "ON", "non-Primary"}, false},
-		{"not ready", wsrepStatus{"4", "Synced", "OFF", "Primary"}, false},
+		{"synced", wsrepStatus{"Synced", "ON", "Primary"}, true},
+		// A desynced or joined node in the Primary component commits
+		// writes; HAProxy's galera-health check moves writes off it.
+		{"donor", wsrepStatus{"Donor/Desynced", "ON", "Primary"}, true},
+		{"joined", wsrepStatus{"Joined", "ON", "Primary"}, true},
+		{"joining", wsrepStatus{"Joining", "OFF", "Primary"}, false},
+		{"non-primary", wsrepStatus{"Synced", "ON", "non-Primary"}, false},
+		{"disconnected", wsrepStatus{"Initialized", "OFF", "Disconnected"}, false},
+		{"not ready", wsrepStatus{"Synced", "OFF", "Primary"}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,8 +70,8 @@ func TestWsrepStatusCheck(t *testing.T) {
 			if tc.ok && err != nil {
 				t.Fatalf("check() = %v, want nil", err)
 			}
-			if !tc.ok && !errors.Is(err, api.ErrNotSynced) {
-				t.Fatalf("check() = %v, want ErrNotSynced", err)
+			if !tc.ok && !errors.Is(err, api.ErrNodeNotReady) {
+				t.Fatalf("check() = %v, want ErrNodeNotReady", err)
 			}
 		})
 	}
