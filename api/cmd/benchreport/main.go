@@ -1,6 +1,7 @@
 // Command benchreport turns the benchmark harness's measurements into
 // docs/benchmarks.md and its charts. It reads a JSON Lines file, one
-// measurement per line, and a JSON file describing the run.
+// measurement per line (written by scripts/bench.sh), and a JSON file
+// describing the run.
 package main
 
 import (
@@ -8,42 +9,118 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"image/color"
+	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
-
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
-// measurement is one line of the input: a series, a load level and the
+// Variants, as scripts/bench.sh names them in the "variant" field.
+const (
+	variantHealthz    = "healthz"
+	variantDBSingle   = "db-single"
+	variantDBMulti    = "db-multi"
+	variantSingle     = "single"
+	variantGroup      = "group"
+	variantStandalone = "standalone"
+	variantGrowthPost = "growth-post"
+	variantGrowthGet  = "growth-get"
+)
+
+// measurement is one line of the input: a variant, a load level and the
 // load generator's (or dbbench's) report.
 type measurement struct {
-	Series      string `json:"series"`
-	Section     string `json:"section"` // table the row belongs to: sweep, open-loop, growth
-	Concurrency int    `json:"concurrency"`
-	Rate        int    `json:"rate,omitempty"`
-	Rows        int    `json:"rows,omitempty"` // rows in the table during the run (growth)
-	Report      struct {
-		Succeeded  int64            `json:"succeeded"`
-		ByStatus   map[string]int64 `json:"by_status"`
-		Throughput float64          `json:"throughput"`
-		LatencyP50 string           `json:"latency_p50"`
-		LatencyP90 string           `json:"latency_p90"`
-		LatencyP99 string           `json:"latency_p99"`
-		LatencyMax string           `json:"latency_max"`
-	} `json:"report"`
-	PeakRSSMiB float64 `json:"peak_rss_mib,omitempty"`
+	Variant     string  `json:"variant"`
+	Series      string  `json:"series"`  // label in tables and legends
+	Section     string  `json:"section"` // table the row belongs to: sweep, open-loop, growth
+	Concurrency int     `json:"concurrency"`
+	Rate        int     `json:"rate,omitempty"`        // offered requests per second (open loop)
+	Rows        int     `json:"rows,omitempty"`        // rows in the table when the point started
+	RowsFilled  int     `json:"rows_filled,omitempty"` // rows the table was filled with (growth)
+	Report      report  `json:"report"`
+	CPU         cpu     `json:"cpu_cores"`
+	PeakRSSMiB  float64 `json:"peak_rss_mib,omitempty"`
+}
+
+// report is the part of the load generator's JSON summary (and dbbench's,
+// which has the same fields) that the page uses. Latencies are Go
+// duration strings.
+type report struct {
+	Succeeded  int64            `json:"succeeded"`
+	ByStatus   map[string]int64 `json:"by_status"`
+	Throughput float64          `json:"throughput"`
+	LatencyP50 string           `json:"latency_p50"`
+	LatencyP90 string           `json:"latency_p90"`
+	LatencyP99 string           `json:"latency_p99"`
+	LatencyMax string           `json:"latency_max"`
+}
+
+// errors counts the attempts that did not succeed: every status that is
+// not 2xx, and every failed dbbench statement ("committed" counts the good
+// ones).
+func (r report) errors() int64 {
+	var n int64
+	for status, count := range r.ByStatus {
+		if !strings.HasPrefix(status, "2") && status != "committed" {
+			n += count
+		}
+	}
+	return n
+}
+
+// cpu is the average number of cores used during one point.
+type cpu struct {
+	Machine float64 `json:"machine"` // busy time of the whole machine, other testbeds included
+	LB      float64 `json:"lb"`      // this testbed's load balancers
+	API     float64 `json:"api"`     // API hosts (dbbench included, which runs on one)
+	DB      float64 `json:"db"`      // Galera hosts
+	Client  float64 `json:"client"`  // the load generator
+	Rest    float64 `json:"rest"`    // everything else: other testbeds, the harness
+}
+
+// own returns the cores that this testbed and the load generator used.
+func (c cpu) own() float64 { return c.LB + c.API + c.DB + c.Client }
+
+// cpuPerRequest returns the CPU time, in milliseconds, that this testbed and
+// the load generator spent per success (per row for dbbench), or NaN
+// without successes. It includes the testbed's idle work, such as health
+// checks, so it is higher at low rates. Unlike the throughput, it does not
+// depend on how much CPU other testbeds took during the point.
+func (m measurement) cpuPerRequest() float64 {
+	if m.Report.Throughput <= 0 {
+		return math.NaN()
+	}
+	return 1000 * m.CPU.own() / m.Report.Throughput
+}
+
+// runInfo is the description of the run that scripts/bench.sh writes.
+type runInfo struct {
+	Commit     string `json:"commit"`
+	Started    string `json:"started"`
+	Finished   string `json:"finished"`
+	Seconds    int    `json:"seconds"`
+	Cores      int    `json:"cores"`
+	Memory     string `json:"memory"`
+	CPU        string `json:"cpu"`
+	Kernel     string `json:"kernel"`
+	LoadStart  string `json:"load_start"` // 1, 5 and 15 minute load averages
+	LoadEnd    string `json:"load_end"`
+	Testbeds   int    `json:"testbeds"` // named testbed instances up on the machine, this one included
+	Instance   string `json:"instance"`
+	Duration   string `json:"duration"`
+	Warmup     string `json:"warmup"`
+	Levels     string `json:"levels"`
+	Rate       int    `json:"rate"`
+	MultiRows  int    `json:"multi_rows"`
+	GrowthRows int    `json:"growth_rows"`
+	API        string `json:"api"`
+	Paused     string `json:"paused"` // units stopped during the run, such as the autoscaler
 }
 
 func main() {
 	in := flag.String("in", "", "measurements, JSON Lines (`file`)")
-	meta := flag.String("meta", "", "run description, a JSON object of strings (`file`)")
+	meta := flag.String("meta", "", "run description, JSON (`file`)")
 	out := flag.String("out", "docs/benchmarks.md", "Markdown `file` to write")
 	images := flag.String("images", "docs/img", "`folder` for the PNG charts")
 	flag.Parse()
@@ -58,13 +135,13 @@ func run(in, metaPath, out, images string) error {
 	if err != nil {
 		return err
 	}
-	meta := map[string]string{}
+	var info runInfo
 	if metaPath != "" {
 		b, err := os.ReadFile(metaPath)
 		if err != nil {
 			return err
 		}
-		if err := json.Unmarshal(b, &meta); err != nil {
+		if err := json.Unmarshal(b, &info); err != nil {
 			return fmt.Errorf("read %s: %w", metaPath, err)
 		}
 	}
@@ -72,19 +149,20 @@ func run(in, metaPath, out, images string) error {
 		return err
 	}
 	sweep := filter(ms, "sweep")
-	if err := chart(sweep, filepath.Join(images, "bench-throughput.png"), "Throughput against concurrency",
-		"requests or rows per second", func(m measurement) float64 { return m.Report.Throughput }); err != nil {
+	if err := chart(sweep, filepath.Join(images, chartThroughput), "Throughput against concurrency",
+		"requests per second (dbbench: rows per second), log scale",
+		func(m measurement) float64 { return m.Report.Throughput }); err != nil {
 		return err
 	}
-	if err := chart(sweep, filepath.Join(images, "bench-p99.png"), "p99 latency against concurrency",
-		"p99 latency (ms)", func(m measurement) float64 { return millis(m.Report.LatencyP99) }); err != nil {
+	if err := chart(sweep, filepath.Join(images, chartP99), "p99 latency against concurrency",
+		"p99 latency (ms), log scale", func(m measurement) float64 { return millis(m.Report.LatencyP99) }); err != nil {
 		return err
 	}
 	rel, err := filepath.Rel(filepath.Dir(out), images)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(out, []byte(markdown(ms, meta, rel)), 0o644)
+	return os.WriteFile(out, []byte(markdown(ms, info, filepath.ToSlash(rel))), 0o644)
 }
 
 func readMeasurements(path string) ([]measurement, error) {
@@ -106,7 +184,13 @@ func readMeasurements(path string) ([]measurement, error) {
 		}
 		ms = append(ms, m)
 	}
-	return ms, sc.Err()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("%s has no measurements", path)
+	}
+	return ms, nil
 }
 
 func filter(ms []measurement, section string) []measurement {
@@ -119,143 +203,24 @@ func filter(ms []measurement, section string) []measurement {
 	return out
 }
 
+// find returns the first measurement of variant in section at concurrency
+// c (growth: filled with rows), or nil.
+func find(ms []measurement, section, variant string, c, rows int) *measurement {
+	for i := range ms {
+		m := &ms[i]
+		if m.Section == section && m.Variant == variant && m.Concurrency == c && m.RowsFilled == rows {
+			return m
+		}
+	}
+	return nil
+}
+
+// millis converts a Go duration string to milliseconds, and an invalid
+// one to 0.
 func millis(s string) float64 {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return 0
 	}
 	return float64(d.Microseconds()) / 1000
-}
-
-// seriesOrder keeps the first-seen order of series names.
-func seriesOrder(ms []measurement) []string {
-	var names []string
-	seen := map[string]bool{}
-	for _, m := range ms {
-		if !seen[m.Series] {
-			seen[m.Series] = true
-			names = append(names, m.Series)
-		}
-	}
-	return names
-}
-
-func chart(ms []measurement, path, title, ylabel string, value func(measurement) float64) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "concurrency (log scale)"
-	p.Y.Label.Text = ylabel
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = true
-	p.Legend.Left = true
-	palette := []color.Color{
-		color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
-		color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
-		color.RGBA{227, 119, 194, 255}, color.RGBA{127, 127, 127, 255},
-	}
-	for i, name := range seriesOrder(ms) {
-		var pts plotter.XYs
-		for _, m := range ms {
-			if m.Series == name && m.Concurrency > 0 {
-				pts = append(pts, plotter.XY{X: float64(m.Concurrency), Y: value(m)})
-			}
-		}
-		sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
-		line, points, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return err
-		}
-		c := palette[i%len(palette)]
-		line.Color, points.Color = c, c
-		points.Shape = draw.CircleGlyph{}
-		p.Add(line, points)
-		p.Legend.Add(name, line, points)
-	}
-	return p.Save(22*vg.Centimeter, 13*vg.Centimeter, path)
-}
-
-func markdown(ms []measurement, meta map[string]string, images string) string {
-	var b strings.Builder
-	b.WriteString("# Benchmarks\n\n")
-	b.WriteString("Written by `make bench` (`scripts/bench.sh`, which runs `api/cmd/loadgen` and `api/cmd/dbbench`, " +
-		"then `api/cmd/benchreport`). Every figure below comes from the run described here; " +
-		"all variants ran in that one run, so their ratios hold even on a noisy machine.\n\n")
-	b.WriteString("| run | value |\n|---|---|\n")
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&b, "| %s | %s |\n", k, meta[k])
-	}
-
-	sections := []struct{ id, title string }{
-		{"sweep", "Closed loop: throughput and latency by concurrency"},
-		{"open-loop", "Open loop at a fixed rate"},
-		{"growth", "Cost as the table grows"},
-	}
-	for _, s := range sections {
-		rows := filter(ms, s.id)
-		if len(rows) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "\n## %s\n\n", s.title)
-		b.WriteString("| series | concurrency | rate | rows in table | throughput (/s) | p50 | p90 | p99 | max | statuses | API peak RSS |\n")
-		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, m := range rows {
-			fmt.Fprintf(&b, "| %s | %d | %s | %s | %.0f | %s | %s | %s | %s | %s | %s |\n",
-				m.Series, m.Concurrency, orDash(m.Rate), orDash(m.Rows), m.Report.Throughput,
-				short(m.Report.LatencyP50), short(m.Report.LatencyP90), short(m.Report.LatencyP99),
-				short(m.Report.LatencyMax), statuses(m.Report.ByStatus), rss(m.PeakRSSMiB))
-		}
-		if s.id == "sweep" {
-			fmt.Fprintf(&b, "\n![Throughput against concurrency](%s/bench-throughput.png)\n\n", images)
-			fmt.Fprintf(&b, "![p99 latency against concurrency](%s/bench-p99.png)\n", images)
-		}
-	}
-	return b.String()
-}
-
-func orDash(n int) string {
-	if n == 0 {
-		return "-"
-	}
-	return fmt.Sprint(n)
-}
-
-func rss(mib float64) string {
-	if mib == 0 {
-		return "-"
-	}
-	return fmt.Sprintf("%.1f MiB", mib)
-}
-
-// short rounds a duration string to three significant figures.
-func short(s string) string {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return s
-	}
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond).String()
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond).String()
-	}
-	return d.Round(time.Microsecond).String()
-}
-
-func statuses(m map[string]int64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -56,6 +56,8 @@ func run() error {
 	flag.StringVar(&acks, "acks", "", "write each acknowledged request as 'key id' lines to this `file`")
 	flag.StringVar(&report, "report", "", "write the summary as JSON to this `file`")
 	flag.BoolVar(&quiet, "quiet", false, "print no progress lines")
+	flag.DurationVar(&cfg.ProgressEvery, "progress-every", time.Second,
+		"interval between progress lines on stderr (`duration`)")
 	flag.Parse()
 
 	for _, t := range strings.Split(targets, ",") {
@@ -81,7 +83,7 @@ func run() error {
 		}
 	}
 	if report != "" {
-		b, err := json.MarshalIndent(res, "", "  ")
+		b, err := json.MarshalIndent(withUsage(res), "", "  ")
 		if err != nil {
 			return err
 		}
@@ -108,6 +110,23 @@ func printSummary(res loadgen.Result) {
 	for _, e := range res.FirstErrors {
 		fmt.Printf("error: %s\n", e)
 	}
+}
+
+// report is the JSON summary: the run's result and the CPU time that this
+// process used, so a benchmark can tell how much of the machine the client
+// itself took.
+type report struct {
+	loadgen.Result
+	ClientCPUSeconds float64 `json:"client_cpu_seconds"`
+}
+
+func withUsage(res loadgen.Result) report {
+	r := report{Result: res}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		r.ClientCPUSeconds = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return r
 }
 
 func writeAcks(path string, acks []loadgen.Ack) error {
