@@ -100,7 +100,7 @@ lint() {
 # with an "N passed, N failed" line and exits non-zero on any failure.
 # The fault suite (make faults) is not in this list yet: two of its nine
 # scenarios still fail (see docs/faults.md).
-host_suites=(${HOST_SUITES:-e2e elastic backup-drills})
+host_suites=(${HOST_SUITES:-e2e monitoring elastic backup-drills})
 
 hosts() {
 	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"
