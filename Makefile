@@ -64,6 +64,10 @@ status: ## Show the test hosts, Galera states, HAProxy's view and the VIP holder
 e2e: ## Run the end-to-end suite on the test hosts that `make up` booted
 	@scripts/e2e.sh
 
+.PHONY: monitoring
+monitoring: ## Run the monitoring suite (every target up, an alert fires and resolves) on the test hosts
+	@scripts/monitoring.sh
+
 .PHONY: faults
 faults: ## Run the fault suite (every single failure, under load) on the test hosts
 	@scripts/faults.sh

@@ -108,7 +108,7 @@ lint() {
 
 # The suites that run on the local test hosts, in order. Each script ends
 # with an "N passed, N failed" line and exits non-zero on any failure.
-host_suites=(${HOST_SUITES:-e2e elastic faults backup-drills})
+host_suites=(${HOST_SUITES:-e2e monitoring elastic faults backup-drills})
 
 hosts() {
 	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"

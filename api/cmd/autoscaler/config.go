@@ -46,7 +46,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.SetOutput(stderr)
 
 	// --- where things are
-	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9106", "`address` of the /metrics endpoint, host:port")
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9106", "`address` of the /metrics and /targets (Prometheus service discovery) endpoints, host:port")
 	fs.StringVar(&cfg.VIP, "vip", "", "act only while this host holds the VIP `address` (keepalived), so exactly "+
 		"one controller of the load balancers acts; empty acts always (a single load balancer)")
 	fs.StringVar(&cfg.HAProxySocket, "haproxy-socket", "/run/haproxy/admin.sock",

@@ -65,7 +65,8 @@ type Main struct {
 	server     *http.Server
 }
 
-// NewMain wires the controller and opens the metrics listener.
+// NewMain wires the controller and opens the listener of /metrics and of
+// /targets, the pool instances for Prometheus's service discovery.
 func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 	log, err := newLogger(cfg, logOutput)
 	if err != nil {
@@ -110,6 +111,7 @@ func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /targets", targetsHandler(lbs[0], cfg.Controller.SlotPrefix, deps.Hosts, log))
 	return &Main{
 		cfg:        cfg,
 		log:        log,
@@ -122,7 +124,8 @@ func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 // Addr returns the address of the metrics listener.
 func (m *Main) Addr() net.Addr { return m.listener.Addr() }
 
-// Run serves /metrics and runs the controller until ctx is done.
+// Run serves /metrics and /targets and runs the controller until ctx is
+// done.
 func (m *Main) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {

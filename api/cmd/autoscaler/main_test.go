@@ -49,7 +49,7 @@ func fakeRuntime(t *testing.T) string {
 	return path
 }
 
-func TestMainServesMetrics(t *testing.T) {
+func TestMainServesMetricsAndTargets(t *testing.T) {
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	if err := os.WriteFile(hosts, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -82,9 +82,19 @@ func TestMainServesMetrics(t *testing.T) {
 			break
 		}
 	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/targets", m.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v, want nil after cancel", err)
+	}
+	// The fake's only slot is free.
+	if got := strings.TrimSpace(string(targets)); resp.StatusCode != http.StatusOK || got != "[]" {
+		t.Errorf("GET /targets = %d %s, want 200 []", resp.StatusCode, got)
 	}
 	for _, want := range []string{
 		"timestamp_autoscaler_instances_current 1",
