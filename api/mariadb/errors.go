@@ -45,6 +45,11 @@ const (
 	erHostBlocked       = 1129 // ER_HOST_IS_BLOCKED
 	erAccessDenied      = 1045 // ER_ACCESS_DENIED_ERROR
 	erBadDB             = 1049 // ER_BAD_DB_ERROR
+	// ER_ERROR_DURING_COMMIT. Galera returns it when the node leaves the
+	// Primary component while the write-set is being replicated ("Not
+	// connected to Primary Component"): the write-set may already have
+	// reached the members that keep the quorum and commit there.
+	erErrorDuringCommit = 1180
 )
 
 // classify decides what err means for a write. Errors from a broken or
@@ -62,7 +67,7 @@ func classify(err error) failure {
 		case erUnknownComError, erLockWaitTimeout, erLockDeadlock, erServerShutdown,
 			erConCount, erReadOnly, erTooManyUserConns, erHostBlocked:
 			return failRetry
-		case erConnectionKilled, erQueryInterrupted, erClientInteraction:
+		case erConnectionKilled, erQueryInterrupted, erClientInteraction, erErrorDuringCommit:
 			return failUnknown
 		case erAccessDenied, erBadDB:
 			// The credentials or the database are wrong: retrying the

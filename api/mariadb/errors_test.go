@@ -30,6 +30,7 @@ func TestClassify(t *testing.T) {
 		{"duplicate 1062", fmt.Errorf("wrapped: %w", &mysql.MySQLError{Number: 1062}), failDuplicate},
 		{"syntax 1064", &mysql.MySQLError{Number: 1064}, failPermanent},
 		{"connection killed 1927", &mysql.MySQLError{Number: 1927}, failUnknown},
+		{"primary lost during commit 1180", &mysql.MySQLError{Number: 1180}, failUnknown},
 		{"invalid connection", mysql.ErrInvalidConn, failUnknown},
 		{"unexpected EOF", io.ErrUnexpectedEOF, failUnknown},
 		{"deadline", context.DeadlineExceeded, failUnknown},
