@@ -73,6 +73,7 @@ type Result struct {
 	Failed      int64            `json:"failed"`  // logical requests that never succeeded
 	Retries     int64            `json:"retries"` // attempts after the first
 	ByStatus    map[string]int64 `json:"by_status"`
+	ByTarget    map[string]int64 `json:"by_target"` // successes per target URL
 	Elapsed     Duration         `json:"elapsed"`
 	LongestGap  Duration         `json:"longest_gap"` // longest stretch with no success
 	Throughput  float64          `json:"throughput"`  // successes per second
@@ -138,6 +139,7 @@ type run struct {
 
 	mu         sync.Mutex
 	byStatus   map[string]int64
+	byTarget   map[string]int64
 	latencies  []time.Duration
 	acks       []Ack
 	failedKeys []string
@@ -162,6 +164,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg:      cfg,
 		client:   &http.Client{Transport: transport, Timeout: cfg.Timeout},
 		byStatus: map[string]int64{},
+		byTarget: map[string]int64{},
 	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
@@ -241,7 +244,7 @@ func (r *run) logical(ctx context.Context) {
 		status, id, latency, err := r.attempt(r.cfg.Targets[target], key)
 		r.record(status, latency, err)
 		if err == nil && status >= 200 && status < 300 {
-			r.ack(key, id)
+			r.ack(key, id, r.cfg.Targets[target])
 			return
 		}
 		// A connection failure or 503 means that this site cannot serve now:
@@ -316,11 +319,12 @@ func (r *run) record(status int, latency time.Duration, err error) {
 	}
 }
 
-func (r *run) ack(key string, id int64) {
+func (r *run) ack(key string, id int64, target string) {
 	r.okCount.Add(1)
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.byTarget[target]++
 	if gap := now.Sub(r.lastOK); gap > r.longestGap {
 		r.longestGap = gap
 	}
@@ -368,6 +372,7 @@ func (r *run) result() Result {
 		Failed:      r.failed.Load(),
 		Retries:     r.retries.Load(),
 		ByStatus:    r.byStatus,
+		ByTarget:    r.byTarget,
 		Elapsed:     Duration(elapsed),
 		LongestGap:  Duration(r.longestGap),
 		Throughput:  float64(r.okCount.Load()) / elapsed.Seconds(),

@@ -66,6 +66,12 @@ func TestFailsOverToNextTarget(t *testing.T) {
 	if res.Succeeded != 3 {
 		t.Errorf("succeeded %d, want 3 after failing over", res.Succeeded)
 	}
+	if got := res.ByTarget[up.URL]; got != 3 {
+		t.Errorf("successes on %s: got %d, want 3", up.URL, got)
+	}
+	if got := res.ByTarget[downURL]; got != 0 {
+		t.Errorf("successes on the closed %s: got %d, want 0", downURL, got)
+	}
 }
 
 func TestClientErrorIsNotRetried(t *testing.T) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops and removes the local test hosts of one instance (TESTBED_INSTANCE,
 # unset for the default one) and what up.sh set up for them. That is the
-# containers, their overlayfs mounts, cgroups and veths, and the bridge tsbr0,
+# containers, their overlayfs mounts, cgroups and veths, the bridge tsbr0, the
+# router namespace of a topology with sites (with its bridges and routes),
 # plus the apt forwarder and the network namespace tb-NAME of a named
 # instance. The shared nspawn tmpfs and apt-cacher-ng stop with the last
 # instance that is up.
@@ -55,9 +56,8 @@ stop_hosts() {
 		name=$(basename "$dir")
 		# nspawn deletes the veth pair with the host's network namespace.
 		# One left over means nspawn was killed before it could.
-		if { [[ -z $TESTBED_NETNS ]] || netns_exists; } &&
-			testbed_net ip link show "vb-$name" >/dev/null 2>&1; then
-			testbed_net ip link delete "vb-$name"
+		if host_net_exists "$name" && host_net "$name" ip link show "vb-$name" >/dev/null 2>&1; then
+			host_net "$name" ip link delete "vb-$name"
 		fi
 		host_destroy "$name"
 		log "removed $name"
@@ -76,6 +76,7 @@ main() {
 
 	close_ssh_masters
 	stop_hosts
+	wan_down
 	forwarder_down
 	proxy_down
 	nspawn_runtime_down

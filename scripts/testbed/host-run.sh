@@ -25,10 +25,14 @@ readonly NSPAWN_CAPABILITIES=CAP_NET_ADMIN
 readonly NSPAWN_EXIT_REBOOT=133
 
 boot_host() {
-	local name=$1 dir=$2
-	# nspawn runs in the instance's network namespace (tb-INSTANCE for a
-	# named instance, through TESTBED_NET_EXEC), where it creates the veth
-	# vb-NAME and attaches it to the bridge tsbr0 of that namespace.
+	local name=$1 dir=$2 bridge net_exec
+	# nspawn runs in the network namespace of the host's bridge, where it
+	# creates the veth vb-NAME and attaches it to that bridge: tsbr0 in the
+	# instance's namespace (tb-INSTANCE for a named instance), or a site
+	# bridge in the router namespace.
+	bridge=$(host_bridge "$name")
+	net_exec=("${TESTBED_NET_EXEC[@]}")
+	[[ $bridge == "$TESTBED_BRIDGE" ]] || net_exec=("${TESTBED_WAN_EXEC[@]}")
 	# --resolv-conf=off and --timezone=off keep the host's /etc as
 	# host_create wrote it, instead of copying this machine's DNS servers
 	# and time zone into it.
@@ -37,9 +41,9 @@ boot_host() {
 	(
 		echo "$BASHPID" >"$dir/nspawn.pid"
 		host_cgroups_assign "$name" "$BASHPID"
-		exec "${TESTBED_NET_EXEC[@]}" systemd-nspawn --boot --register=no --keep-unit \
+		exec "${net_exec[@]}" systemd-nspawn --boot --register=no --keep-unit \
 			--machine="$name" --directory="$dir/root" \
-			--network-bridge="$TESTBED_BRIDGE" --capability="$NSPAWN_CAPABILITIES" \
+			--network-bridge="$bridge" --capability="$NSPAWN_CAPABILITIES" \
 			--resolv-conf=off --timezone=off --link-journal=no --console=read-only \
 			--setenv=SYSTEMD_COLORS=0
 	)

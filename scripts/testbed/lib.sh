@@ -1,7 +1,9 @@
 # shellcheck shell=bash
 # Shared functions of the local test hosts: Debian 12 containers booted with
 # systemd-nspawn on the bridge tsbr0 (192.168.56.1/24), one overlayfs per host
-# over a cached image. up.sh, down.sh, status.sh and the test suites (fault
+# over a cached image. A topology with several sites (multi-dc) puts each
+# site's hosts on a bridge of their own in a router namespace, with a
+# simulated WAN between the sites (see "sites and the simulated WAN" below). up.sh, down.sh, status.sh and the test suites (fault
 # injection, backup drills) source this file:
 #
 #   source scripts/testbed/lib.sh
@@ -64,6 +66,18 @@ TESTBED_BRIDGE=tsbr0
 TESTBED_BRIDGE_ADDR=192.168.56.1
 TESTBED_PREFIX_LEN=24
 TESTBED_SUBNET_PREFIX=192.168.56.
+# Every test host has an address in 192.168.56.0/21: on tsbr0 in
+# 192.168.56.0/24, or on a site bridge in one of 192.168.57.0/24 to
+# 192.168.63.0/24. In each /24, .1 is the bridge (tsbr0) or the router's
+# gateway (a site), and 192.168.56.2 is the router's uplink on tsbr0.
+TESTBED_RANGE=192.168.56.0/21
+# The router namespace of the sites: tbwan, or tbwan-NAME in a named
+# instance. Its name does not start with tb-, so shared_users_other never
+# takes it for an instance.
+TESTBED_WAN_NETNS=tbwan${TESTBED_INSTANCE:+-$TESTBED_INSTANCE}
+TESTBED_WAN_EXEC=(nsenter "--net=/run/netns/$TESTBED_WAN_NETNS" --)
+TESTBED_WAN_UPLINK=tbwan0
+TESTBED_WAN_UPLINK_ADDR=192.168.56.2
 TESTBED_PROXY_PORT=3142
 TESTBED_PROXY_URL="http://$TESTBED_BRIDGE_ADDR:$TESTBED_PROXY_PORT"
 TESTBED_PROXY_SOCKET="$TESTBED_SHARED_RUN/apt-cacher-ng.socket"
@@ -136,7 +150,7 @@ require_machine_netns() {
 # TESTBED_INVENTORY_DIR overrides the folder (default ansible/inventories/vagrant).
 inventory_file() {
 	local file="${TESTBED_INVENTORY_DIR:-$TESTBED_TOP/ansible/inventories/vagrant}/$1.yml"
-	[[ -f $file ]] || die "inventory not found: $file (TOPOLOGY=$1; expected ha or poc)"
+	[[ -f $file ]] || die "inventory not found: $file (TOPOLOGY=$1; expected ha, poc or multi-dc)"
 	printf '%s\n' "$file"
 }
 
@@ -156,13 +170,66 @@ inventory_hosts() {
 	while read -r name address private_ip; do
 		[[ $name =~ ^[a-z][a-z0-9-]{0,11}$ ]] ||
 			die "$1: host name '$name' is invalid here: use 1 to 12 of a-z, 0-9, '-' (the host-side veth is vb-NAME, at most 15 characters)"
-		[[ $address == "$TESTBED_SUBNET_PREFIX"* && $address != "$TESTBED_BRIDGE_ADDR" ]] ||
-			die "$1: host $name has ansible_host '$address', expected an address in ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN other than $TESTBED_BRIDGE_ADDR"
+		address_valid "$address" ||
+			die "$1: host $name has ansible_host '$address', expected one in $TESTBED_RANGE whose last number is 3 to 254 (.1 and .2 belong to the bridge and the router)"
 		[[ $private_ip == "$address" ]] ||
 			die "$1: host $name has private_ip '$private_ip' but ansible_host '$address'; both must be the same address"
 		printf '%s %s\n' "$name" "$address"
 	done < <(jq -r '._meta.hostvars | to_entries[]
 		| "\(.key) \(.value.ansible_host // "-") \(.value.private_ip // "-")"' | sort)
+}
+
+# address_valid ADDRESS: return 0 when ADDRESS can be a test host's: in
+# 192.168.56.0/21, last number 3 to 254.
+address_valid() {
+	[[ $1 =~ ^192\.168\.(5[6-9]|6[0-3])\.([0-9]{1,3})$ ]] &&
+		((BASH_REMATCH[2] >= 3 && BASH_REMATCH[2] <= 254))
+}
+
+# address_bridge ADDRESS: print the bridge of a host with ADDRESS: tsbr0 for
+# 192.168.56.0/24, else tsbrN for the site network 192.168.N.0/24.
+address_bridge() {
+	local octet
+	octet=$(cut -d. -f3 <<<"$1")
+	if ((octet == 56)); then
+		printf '%s\n' "$TESTBED_BRIDGE"
+	else
+		printf 'tsbr%s\n' "$octet"
+	fi
+}
+
+# inventory_sites FILE < JSON: print "SITE NETWORK" (such as "dc1
+# 192.168.57.0") for each datacenter whose hosts are outside 192.168.56.0/24,
+# sorted by site. All hosts of such a site must share one /24, and no two
+# sites may share one, because the router finds a packet's site by its
+# network.
+inventory_sites() {
+	local pairs site network other
+	pairs=$(jq -r '._meta.hostvars | to_entries[]
+		| "\(.value.datacenter // "-") \(.value.ansible_host // "-")"' |
+		awk '{ split($2, a, "."); if (a[3] != 56) print $1, a[1] "." a[2] "." a[3] ".0" }' | sort -u)
+	[[ -n $pairs ]] || return 0
+	while read -r site network; do
+		[[ $site =~ ^[a-z0-9]{1,10}$ ]] ||
+			die "$1: datacenter '$site' is invalid for a site of the test hosts: use 1 to 10 of a-z and 0-9"
+		other=$(awk -v s="$site" -v n="$network" '($1 == s) != ($2 == n)' <<<"$pairs")
+		[[ -z $other ]] ||
+			die "$1: site $site and network $network are not one to one ($(tr '\n' ' ' <<<"$other")); give each datacenter its own /24"
+	done <<<"$pairs"
+	printf '%s\n' "$pairs"
+}
+
+# inventory_wan_links < JSON: print "SITE SITE RTT_MS JITTER_MS" for each
+# entry of the inventory's testbed_wan_links.
+inventory_wan_links() {
+	jq -r '._meta.hostvars | [.[] | .testbed_wan_links // empty] | first // []
+		| .[] | "\(.between[0]) \(.between[1]) \(.rtt_ms) \(.jitter_ms // 0)"'
+}
+
+# inventory_service_addresses < JSON: print every keepalived_vip of the
+# inventory, one per line, sorted; none when it sets none.
+inventory_service_addresses() {
+	jq -r '._meta.hostvars | [.[] | .keepalived_vip // empty] | unique | .[]'
 }
 
 # inventory_service_address < JSON: print the address where the service
@@ -340,6 +407,239 @@ testbed_network_up() {
 	bridge_up
 	proxy_up
 	forwarder_up
+}
+
+# --- sites and the simulated WAN --------------------------------------------
+#
+# A topology whose hosts sit in several /24s of 192.168.56.0/21, one per
+# datacenter (multi-dc), gets a router namespace (tbwan, or tbwan-NAME). It
+# holds one bridge per site, tsbrN with 192.168.N.1/24, which the site's
+# hosts attach to, and an uplink veth to tsbr0 with 192.168.56.2. The
+# instance's namespace (the machine's, for the default instance) routes each
+# site network through 192.168.56.2, so curl, ssh and Ansible reach every
+# host as on tsbr0, and the hosts reach the apt proxy on 192.168.56.1.
+#
+# Traffic between two sites crosses the router, which delays it. The
+# kernels of this machine kind have no tc netem (CONFIG_NET_SCH_NETEM is
+# unset, and no module can be loaded), so the delay is a user-space delay
+# line instead: policy routes send every packet from one site's bridge to
+# another site's network into the TUN device wan0, and api/cmd/wandelay
+# holds it for the pair's one-way delay, then writes it back into wan0,
+# from where the main table routes it to its site. Traffic inside a site is
+# bridged and never delayed, and neither is traffic from the instance's
+# namespace (clients, Ansible). A partition is an nftables rule in the
+# router that drops the traffic between two sites.
+#
+# State in $TESTBED_RUN: wan-sites ("SITE NETWORK" lines, written by
+# wan_up), wan-links ("SITE SITE RTT_MS JITTER_MS"), wan.conf (wandelay's
+# configuration, made from both) and wandelay.pid.
+
+TESTBED_WAN_TUN=wan0
+# Routing table of the packets that go to another site through wan0.
+TESTBED_WAN_TABLE=100
+
+# wan_net COMMAND...: run COMMAND in the router namespace.
+wan_net() {
+	"${TESTBED_WAN_EXEC[@]}" "$@"
+}
+
+# wan_exists: return 0 when the router namespace exists.
+wan_exists() {
+	[[ -e /run/netns/$TESTBED_WAN_NETNS ]]
+}
+
+# wan_sites: print the "SITE NETWORK" lines of the running router.
+wan_sites() {
+	cat "$TESTBED_RUN/wan-sites" 2>/dev/null
+}
+
+# wan_site_network SITE: print the network of SITE (such as 192.168.57.0).
+wan_site_network() {
+	local network
+	network=$(awk -v s="$1" '$1 == s { print $2 }' "$TESTBED_RUN/wan-sites" 2>/dev/null)
+	[[ -n $network ]] || die "site $1 is not one of the testbed's sites: $(wan_sites | cut -d' ' -f1 | tr '\n' ' ')"
+	printf '%s\n' "$network"
+}
+
+# wandelay_pid: print the pid of the running wandelay.
+wandelay_pid() {
+	local pid
+	pid=$(cat "$TESTBED_RUN/wandelay.pid" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == wandelay ]] || return 1
+	printf '%s\n' "$pid"
+}
+
+# wan_up SITES: create the router namespace for SITES ("SITE NETWORK" lines,
+# as inventory_sites prints them) unless it exists with the same sites: the
+# site bridges, the uplink to tsbr0, the routes of the instance's namespace,
+# the delay line without delays, and an empty partition table. Call
+# bridge_up first. Needs Go, to build wandelay. Dies when the instance's
+# namespace already routes a site network elsewhere.
+wan_up() {
+	local sites=$1 site network other bridge route i
+	if wan_exists; then
+		[[ $(wan_sites) == "$sites" ]] && wandelay_pid >/dev/null && return 0
+		wan_down
+	fi
+	while read -r site network; do
+		route=$(testbed_net ip -4 route show "$network/24")
+		[[ -z $route || $route == *"via $TESTBED_WAN_UPLINK_ADDR "* ]] ||
+			die "the network $network/24 of site $site is already routed here ($route); the testbed cannot use it"
+	done <<<"$sites"
+	mkdir -p "$TESTBED_DIR/bin" "$TESTBED_RUN" "$TESTBED_LOGS"
+	(cd "$TESTBED_TOP" && go build -o "$TESTBED_DIR/bin/wandelay" ./api/cmd/wandelay) ||
+		die "building api/cmd/wandelay failed; the simulated WAN needs it (and Go)"
+
+	ip netns add "$TESTBED_WAN_NETNS"
+	printf '%s\n' "$sites" >"$TESTBED_RUN/wan-sites"
+	: >"$TESTBED_RUN/wan-links"
+	wan_net ip link set lo up
+	# Forwarding on; reverse-path filtering off, because packets come back
+	# out of wan0 with the source address of another interface's network.
+	for i in net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+		net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1; do
+		wan_net sysctl -q -w "$i"
+	done
+
+	testbed_net ip link add "$TESTBED_WAN_UPLINK" type veth peer name uplink netns "$TESTBED_WAN_NETNS"
+	testbed_net ip link set "$TESTBED_WAN_UPLINK" master "$TESTBED_BRIDGE" up
+	wan_net ip addr add "$TESTBED_WAN_UPLINK_ADDR/$TESTBED_PREFIX_LEN" dev uplink
+	wan_net ip link set uplink up
+	while read -r site network; do
+		bridge=$(address_bridge "$network")
+		wan_net ip link add "$bridge" type bridge
+		wan_net ip addr add "${network%.0}.1/$TESTBED_PREFIX_LEN" dev "$bridge"
+		wan_net ip link set "$bridge" up
+		testbed_net ip route replace "$network/$TESTBED_PREFIX_LEN" via "$TESTBED_WAN_UPLINK_ADDR" dev "$TESTBED_BRIDGE"
+	done <<<"$sites"
+
+	wandelay_start
+	wan_net ip route add default dev "$TESTBED_WAN_TUN" table "$TESTBED_WAN_TABLE"
+	while read -r site network; do
+		bridge=$(address_bridge "$network")
+		while read -r other _; do
+			[[ $other == "$site" ]] && continue
+			wan_net ip rule add iif "$bridge" to "$(wan_site_network "$other")/$TESTBED_PREFIX_LEN" \
+				lookup "$TESTBED_WAN_TABLE" priority 100
+		done <<<"$sites"
+	done <<<"$sites"
+
+	wan_net nft -f - <<-'EOF'
+		table inet testbed_wan {
+			chain forward {
+				type filter hook forward priority filter; policy accept;
+			}
+		}
+	EOF
+}
+
+# wandelay_start: write wandelay's configuration and start it in the router
+# namespace, then wait for its TUN device and bring it up.
+wandelay_start() {
+	local i
+	wan_config_write
+	setsid "${TESTBED_WAN_EXEC[@]}" "$TESTBED_DIR/bin/wandelay" -tun "$TESTBED_WAN_TUN" \
+		-config "$TESTBED_RUN/wan.conf" </dev/null >>"$TESTBED_LOGS/wandelay.log" 2>&1 &
+	echo "$!" >"$TESTBED_RUN/wandelay.pid"
+	for ((i = 0; i < 50; i++)); do
+		if wan_net ip link show "$TESTBED_WAN_TUN" >/dev/null 2>&1; then
+			wan_net ip link set "$TESTBED_WAN_TUN" up
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "wandelay did not create $TESTBED_WAN_TUN within 5 s; see $TESTBED_LOGS/wandelay.log"
+}
+
+# wan_config_write: write wandelay's configuration from wan-sites and
+# wan-links.
+wan_config_write() {
+	local site network a b rtt jitter
+	{
+		printf '# Written by scripts/testbed/lib.sh (wan_config_write); edits are lost.\n'
+		while read -r site network; do
+			printf 'site %s %s/%s\n' "$site" "$network" "$TESTBED_PREFIX_LEN"
+		done < <(wan_sites)
+		while read -r a b rtt jitter; do
+			[[ -n $a ]] && printf 'link %s %s %s %s\n' "$a" "$b" "$rtt" "$jitter"
+		done < <(wan_links)
+	} >"$TESTBED_RUN/wan.conf.new"
+	mv "$TESTBED_RUN/wan.conf.new" "$TESTBED_RUN/wan.conf"
+}
+
+# wan_down: stop wandelay, delete the router namespace (its bridges and
+# veths go with it, the uplink's peer on tsbr0 too) and the routes to the
+# sites.
+wan_down() {
+	local site network pid i
+	if pid=$(wandelay_pid); then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 50; i++)); do
+			[[ -d /proc/$pid ]] || break
+			sleep 0.1
+		done
+		[[ ! -d /proc/$pid ]] || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	while read -r site network; do
+		[[ -n $network ]] || continue
+		testbed_net ip route del "$network/$TESTBED_PREFIX_LEN" via "$TESTBED_WAN_UPLINK_ADDR" 2>/dev/null || true
+	done < <(wan_sites)
+	if wan_exists; then
+		ip netns delete "$TESTBED_WAN_NETNS"
+	fi
+	if testbed_net ip link show "$TESTBED_WAN_UPLINK" >/dev/null 2>&1; then
+		testbed_net ip link delete "$TESTBED_WAN_UPLINK"
+	fi
+	rm -f "$TESTBED_RUN"/wan-sites "$TESTBED_RUN"/wan-links "$TESTBED_RUN"/wan.conf "$TESTBED_RUN"/wandelay.pid
+}
+
+# wan_set_link SITE SITE RTT_MS [JITTER_MS]
+#   Sets the simulated round-trip time between two sites, in milliseconds:
+#   each direction adds half of RTT_MS, plus or minus half of JITTER_MS
+#   (default 0), and keeps its packets in order. 0 and 0 remove the delay.
+#   Takes effect at once (wandelay rereads its configuration on SIGHUP).
+wan_set_link() {
+	local a=$1 b=$2 rtt=$3 jitter=${4:-0} pid
+	[[ $rtt =~ ^[0-9]+(\.[0-9]+)?$ && $jitter =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+		die "wan_set_link: invalid round-trip time '$rtt' or jitter '$jitter'; give milliseconds, such as 20 and 2"
+	[[ $a != "$b" ]] || die "wan_set_link: $a and $b are one site; traffic inside a site has no delay"
+	wan_site_network "$a" >/dev/null
+	wan_site_network "$b" >/dev/null
+	pid=$(wandelay_pid) || die "wandelay is not running; run scripts/testbed/up.sh"
+	{
+		grep -v -e "^$a $b " -e "^$b $a " "$TESTBED_RUN/wan-links" 2>/dev/null || true
+		printf '%s %s %s %s\n' "$a" "$b" "$rtt" "$jitter"
+	} >"$TESTBED_RUN/wan-links.new"
+	mv "$TESTBED_RUN/wan-links.new" "$TESTBED_RUN/wan-links"
+	wan_config_write
+	kill -HUP "$pid"
+}
+
+# wan_links: print "SITE SITE RTT_MS JITTER_MS" for every link that
+# wan_set_link set.
+wan_links() {
+	cat "$TESTBED_RUN/wan-links" 2>/dev/null || true
+}
+
+# wan_partition SITE SITE: drop every packet between the two sites in the
+# router, both ways. Connections between them time out; each site still
+# reaches the others and the instance's namespace.
+wan_partition() {
+	local a b
+	a=$(wan_site_network "$1")
+	b=$(wan_site_network "$2")
+	wan_net nft add rule inet testbed_wan forward ip saddr "$a/$TESTBED_PREFIX_LEN" ip daddr "$b/$TESTBED_PREFIX_LEN" drop comment "\"$1-$2\""
+	wan_net nft add rule inet testbed_wan forward ip saddr "$b/$TESTBED_PREFIX_LEN" ip daddr "$a/$TESTBED_PREFIX_LEN" drop comment "\"$2-$1\""
+}
+
+# wan_heal: remove every partition.
+wan_heal() {
+	wan_net nft flush chain inet testbed_wan forward
+}
+
+# wan_partitions: print the rules of the partitions in place.
+wan_partitions() {
+	wan_net nft list chain inet testbed_wan forward | grep -o 'comment "[^"]*"' | cut -d'"' -f2
 }
 
 # --- shared by all instances: apt proxy and nspawn tmpfs --------------------
@@ -561,6 +861,35 @@ testbed_ssh_options() {
 
 host_dir() { printf '%s\n' "$TESTBED_HOSTS/$1"; }
 
+# host_bridge NAME: print the bridge the host's veth is on (file bridge in
+# its folder; tsbr0 for a host made before that file existed).
+host_bridge() {
+	cat "$TESTBED_HOSTS/$1/bridge" 2>/dev/null || printf '%s\n' "$TESTBED_BRIDGE"
+}
+
+# host_net_exists NAME: return 0 when the network namespace of the host's
+# bridge exists (a named instance's or the router's can be gone already).
+host_net_exists() {
+	if [[ $(host_bridge "$1") == "$TESTBED_BRIDGE" ]]; then
+		[[ -z $TESTBED_NETNS ]] || netns_exists
+	else
+		wan_exists
+	fi
+}
+
+# host_net NAME COMMAND...: run COMMAND in the network namespace where the
+# host's veth vb-NAME and bridge are: the instance's for tsbr0, the router
+# namespace for a site bridge.
+host_net() {
+	local name=$1
+	shift
+	if [[ $(host_bridge "$name") == "$TESTBED_BRIDGE" ]]; then
+		testbed_net "$@"
+	else
+		wan_net "$@"
+	fi
+}
+
 # hosts_created: print the names of the hosts that host_create made.
 hosts_created() {
 	local dir
@@ -606,6 +935,7 @@ host_create() {
 	root="$dir/root"
 	mkdir -p "$dir"
 	printf '%s\n' "$address" >"$dir/address"
+	address_bridge "$address" >"$dir/bridge"
 	cp "$TESTBED_DIR/image/stamp" "$dir/image.stamp"
 	host_mount "$name"
 	mkdir -p "$TESTBED_LOGS"
@@ -620,18 +950,38 @@ host_create() {
 }
 
 host_write_network() {
-	local root=$1 address=$2
-	cat >"$root/etc/systemd/network/10-testbed-host0.network" <<-EOF
-		# Test host address on the bridge tsbr0. No gateway and no DNS server,
-		# so the host reaches nothing beyond ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN.
-		[Match]
-		Name=host0
+	local root=$1 address=$2 file
+	file="$root/etc/systemd/network/10-testbed-host0.network"
+	if [[ $(address_bridge "$address") == "$TESTBED_BRIDGE" ]]; then
+		cat >"$file" <<-EOF
+			# Test host address on the bridge tsbr0. No gateway and no DNS server,
+			# so the host reaches nothing beyond ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN.
+			[Match]
+			Name=host0
 
-		[Network]
-		Address=$address/$TESTBED_PREFIX_LEN
-		LinkLocalAddressing=no
-		IPv6AcceptRA=no
-	EOF
+			[Network]
+			Address=$address/$TESTBED_PREFIX_LEN
+			LinkLocalAddressing=no
+			IPv6AcceptRA=no
+		EOF
+	else
+		cat >"$file" <<-EOF
+			# Test host address on its site's bridge. The site's router (.1) leads to
+			# the other sites and to tsbr0 (the apt proxy), all in $TESTBED_RANGE. No
+			# default route and no DNS server, so the host reaches nothing else.
+			[Match]
+			Name=host0
+
+			[Network]
+			Address=$address/$TESTBED_PREFIX_LEN
+			LinkLocalAddressing=no
+			IPv6AcceptRA=no
+
+			[Route]
+			Destination=$TESTBED_RANGE
+			Gateway=${address%.*}.1
+		EOF
+	fi
 	printf '# No DNS on the test hosts: names are in /etc/hosts.\n' >"$root/etc/resolv.conf"
 }
 
@@ -764,6 +1114,22 @@ host_ssh() {
 	testbed_net ssh "${options[@]}" "root@$address" -- "$@"
 }
 
+# host_exec NAME COMMAND...
+#   Runs COMMAND inside the running host with nsenter, in every namespace
+#   of its init, as root with a plain PATH, and returns its exit code.
+#   Unlike host_ssh it needs no network, so it also reaches a host that is
+#   cut off (host_link_down) or partitioned. Arguments are passed as they
+#   are, without a shell on the host.
+host_exec() {
+	local name=$1 pid
+	shift
+	pid=$(host_pid "$name") || {
+		printf 'host_exec: host %s does not run\n' "$name" >&2
+		return 255
+	}
+	nsenter --target "$pid" --all -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"
+}
+
 # host_wait_ssh NAME [TIMEOUT]
 #   Polls until the host accepts an SSH login, for at most TIMEOUT seconds
 #   (default 60). Returns 0 when it does, 1 on time-out.
@@ -788,8 +1154,8 @@ host_start() {
 	local name=$1 i
 	host_nspawn_pid "$name" >/dev/null && return 0
 	[[ -f $(host_dir "$name")/address ]] || die "host $name does not exist; create it with scripts/testbed/up.sh"
-	testbed_net ip link show "$TESTBED_BRIDGE" >/dev/null 2>&1 ||
-		die "bridge $TESTBED_BRIDGE is missing${TESTBED_NETNS:+ in the network namespace $TESTBED_NETNS}; run scripts/testbed/up.sh"
+	host_net "$name" ip link show "$(host_bridge "$name")" >/dev/null 2>&1 ||
+		die "bridge $(host_bridge "$name") of host $name is missing; run scripts/testbed/up.sh"
 
 	nspawn_runtime_up
 	host_mount "$name"
@@ -840,16 +1206,16 @@ host_kill() {
 
 # host_link_down NAME
 #   Cuts the host off the network: sets its host-side veth vb-NAME down
-#   (in the instance's network namespace). The host keeps running, and its
+#   (in the namespace of its bridge). The host keeps running, and its
 #   host0 loses carrier (keepalived then enters FAULT and releases the VIP).
 host_link_down() {
-	testbed_net ip link set "vb-$1" down
+	host_net "$1" ip link set "vb-$1" down
 }
 
 # host_link_up NAME
 #   Reconnects the host: sets vb-NAME up again (it stays on the bridge).
 host_link_up() {
-	testbed_net ip link set "vb-$1" up
+	host_net "$1" ip link set "vb-$1" up
 }
 
 # host_add NAME ADDRESS [TIMEOUT]
@@ -867,8 +1233,8 @@ host_add() {
 	local name=$1 address=$2 timeout=${3:-60} other hosts=""
 	[[ $name =~ ^[a-z][a-z0-9-]{0,11}$ ]] ||
 		die "host name '$name' is invalid here: use 1 to 12 of a-z, 0-9, '-' (the host-side veth is vb-NAME)"
-	[[ $address == "$TESTBED_SUBNET_PREFIX"* && $address != "$TESTBED_BRIDGE_ADDR" ]] ||
-		die "address '$address' of $name is invalid: expected one in ${TESTBED_SUBNET_PREFIX}0/$TESTBED_PREFIX_LEN other than $TESTBED_BRIDGE_ADDR"
+	address_valid "$address" ||
+		die "address '$address' of $name is invalid: expected one in $TESTBED_RANGE whose last number is 3 to 254"
 	for other in $(hosts_created); do
 		if [[ $other != "$name" && $(host_address "$other") == "$address" ]]; then
 			warn "address $address is host $other's; $name not added"

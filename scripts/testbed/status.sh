@@ -2,13 +2,14 @@
 # Prints the state of the local test hosts: each host (running or not, pid
 # of its init, address, memory of its cgroup), then, on the hosts that run,
 # each Galera node's state, HAProxy's view of its servers, and which load
-# balancer holds the VIP.
+# balancer holds the VIP of each site; with sites, their delays and
+# partitions too.
 #
 # Usage: scripts/testbed/status.sh
 #
 # TESTBED_INSTANCE selects the instance (unset: the default one).
 #
-# Exits 1 when the VIP is held by no load balancer or by more than one while
+# Exits 1 when a VIP is held by no load balancer or by more than one while
 # load balancers run, else 0.
 set -euo pipefail
 
@@ -67,14 +68,14 @@ print_galera() {
 	section "Galera"
 	for name in $(running_in_group "$json" galera); do
 		if ! host_ssh "$name" command -v mariadb >/dev/null 2>&1; then
-			printf '    %-6s MariaDB is not installed (or SSH fails)\n' "$name"
+			printf '    %-10s MariaDB is not installed (or SSH fails)\n' "$name"
 			continue
 		fi
 		if output=$(host_ssh "$name" "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN
 			('wsrep_local_state_comment', 'wsrep_cluster_size', 'wsrep_cluster_status')\"" 2>&1); then
-			printf '    %-6s %s\n' "$name" "$(tr '\t\n' '= ' <<<"$output")"
+			printf '    %-10s %s\n' "$name" "$(tr '\t\n' '= ' <<<"$output")"
 		else
-			printf '    %-6s no answer from mariadb: %s\n' "$name" "$(tail -1 <<<"$output")"
+			printf '    %-10s no answer from mariadb: %s\n' "$name" "$(tail -1 <<<"$output")"
 		fi
 	done
 }
@@ -97,7 +98,7 @@ print_haproxy() {
 	section "HAProxy (pxname/svname: status, last check)"
 	for name in $(running_in_group "$json" loadbalancers); do
 		if ! output=$(haproxy_stat "$name" 2>&1); then
-			printf '    %-6s no HAProxy stats: %s\n' "$name" "$(tail -1 <<<"$output")"
+			printf '    %-10s no HAProxy stats: %s\n' "$name" "$(tail -1 <<<"$output")"
 			continue
 		fi
 		printf '    %s\n' "$name"
@@ -116,42 +117,62 @@ print_haproxy() {
 # link_note NAME: print a note when the host's veth is down.
 link_note() {
 	local link
-	link=$(testbed_net ip -o link show "vb-$1" 2>/dev/null) || link=
+	link=$(host_net "$1" ip -o link show "vb-$1" 2>/dev/null) || link=
 	[[ $link == *"state UP"* ]] || printf ' (its link vb-%s is down)' "$1"
 }
 
-# print_vip JSON: print which load balancers hold keepalived_vip; return 1
-# unless exactly one does. It reads the addresses in each host's network
-# namespace with nsenter, not over SSH, so it also sees a host that is cut off
-# (host_link_down) and still holds the VIP.
+# print_vip JSON: print which load balancers hold each keepalived_vip (one
+# per site); return 1 unless exactly one holds each. It reads the addresses
+# in each host's network namespace with nsenter, not over SSH, so it also
+# sees a host that is cut off (host_link_down) and still holds the VIP.
 print_vip() {
-	local json=$1 vip name pid holders=() running addresses
-	vip=$(jq -r '._meta.hostvars | [.[] | .keepalived_vip // empty] | first // empty' <<<"$json")
-	[[ -n $vip ]] || return 0
+	local json=$1 vip name pid holders running addresses rc=0
 	running=$(running_in_group "$json" loadbalancers)
 	[[ -n $running ]] || return 0
 
-	section "VIP $vip"
-	for name in $running; do
-		pid=$(host_pid "$name") || continue
-		addresses=$(nsenter --target "$pid" --net ip -4 -o addr show)
-		if grep -q "inet $vip/" <<<"$addresses"; then
-			holders+=("$name$(link_note "$name")")
-		fi
+	for vip in $(inventory_service_addresses <<<"$json"); do
+		section "VIP $vip"
+		holders=()
+		for name in $running; do
+			[[ $(jq -r --arg h "$name" '._meta.hostvars[$h].keepalived_vip // empty' <<<"$json") == "$vip" ]] || continue
+			pid=$(host_pid "$name") || continue
+			addresses=$(nsenter --target "$pid" --net ip -4 -o addr show)
+			if grep -q "inet $vip/" <<<"$addresses"; then
+				holders+=("$name$(link_note "$name")")
+			fi
+		done
+		case ${#holders[@]} in
+		1)
+			printf '    held by %s\n' "${holders[0]}"
+			;;
+		0)
+			printf '    !!! NO load balancer holds the VIP %s: the service is down there !!!\n' "$vip"
+			rc=1
+			;;
+		*)
+			printf '    !!! SPLIT BRAIN: the VIP %s is held by %s !!!\n' "$vip" "$(printf '%s, ' "${holders[@]}" | sed 's/, $//')"
+			rc=1
+			;;
+		esac
 	done
-	case ${#holders[@]} in
-	1)
-		printf '    held by %s\n' "${holders[0]}"
-		;;
-	0)
-		printf '    !!! NO load balancer holds the VIP %s: the service is down !!!\n' "$vip"
-		return 1
-		;;
-	*)
-		printf '    !!! SPLIT BRAIN: the VIP %s is held by %s !!!\n' "$vip" "$(printf '%s, ' "${holders[@]}" | sed 's/, $//')"
-		return 1
-		;;
-	esac
+	return "$rc"
+}
+
+# print_wan: print the sites, their delays and partitions, when the
+# topology has a router namespace.
+print_wan() {
+	local site network a b rtt jitter
+	wan_exists || return 0
+	section "sites (router namespace $TESTBED_WAN_NETNS)"
+	while read -r site network; do
+		printf '    %-6s %s/%s on %s\n' "$site" "$network" "$TESTBED_PREFIX_LEN" "$(address_bridge "$network")"
+	done < <(wan_sites)
+	while read -r a b rtt jitter; do
+		[[ -n $a ]] && printf '    %s-%s round trip %s ms, jitter %s ms\n' "$a" "$b" "$rtt" "$jitter"
+	done < <(wan_links)
+	for a in $(wan_partitions 2>/dev/null); do
+		printf '    !!! partitioned: %s !!!\n' "$a"
+	done
 }
 
 main() {
@@ -186,6 +207,7 @@ main() {
 		fi
 	fi
 	print_hosts "$inventory_hosts"
+	print_wan
 
 	[[ $json != "{}" ]] || return 0
 	print_galera "$json"

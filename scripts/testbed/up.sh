@@ -6,7 +6,9 @@
 #
 # TOPOLOGY (argument, else the TOPOLOGY variable, default ha) names the
 # inventory ansible/inventories/vagrant/TOPOLOGY.yml, which lists the hosts
-# and their addresses. Hosts that exist keep their state; hosts of another
+# and their addresses. Hosts outside 192.168.56.0/24 (multi-dc) sit on one
+# bridge per site behind a router namespace, with the inventory's
+# testbed_wan_links as the delays between sites (lib.sh). Hosts that exist keep their state; hosts of another
 # topology are removed. scripts/testbed/down.sh stops and removes them all.
 #
 # Settings (environment):
@@ -33,6 +35,7 @@ readonly HOST_PACKAGES=(
 	"openssh-client ssh"
 	"curl curl"
 	"iproute2 ip"
+	"nftables nft"
 	"socat socat"
 )
 
@@ -94,7 +97,7 @@ ensure_image() {
 # were made from an older image.
 remove_other_hosts() {
 	local topology=$1 wanted=" $2 " name previous=
-	read -r previous _ <"$TESTBED_TOPOLOGY_FILE" 2>/dev/null || true
+	read -r previous _ 2>/dev/null <"$TESTBED_TOPOLOGY_FILE" || true
 	for name in $(hosts_created); do
 		if [[ -n $previous && $previous != "$topology" ]]; then
 			log "removing host $name: it belongs to the topology $previous"
@@ -176,9 +179,27 @@ raise_inotify_limits() {
 	done
 }
 
+# wan_configure INVENTORY_JSON SITES: set up the router namespace of the
+# sites (none: remove it) and give each pair of sites the round-trip time
+# and jitter of the inventory's testbed_wan_links; pairs it does not list
+# get no delay.
+wan_configure() {
+	local json=$1 sites=$2 a b rtt jitter
+	if [[ -z $sites ]]; then
+		wan_down
+		return 0
+	fi
+	wan_up "$sites"
+	while read -r a b rtt jitter; do
+		[[ -n $a ]] || continue
+		wan_set_link "$a" "$b" "$rtt" "$jitter"
+		log "WAN $a-$b: round trip $rtt ms, jitter $jitter ms"
+	done < <(inventory_wan_links <<<"$json")
+}
+
 main() {
-	local topology=${1:-${TOPOLOGY:-ha}} inventory inventory_json hosts names
-	local playbook=${TESTBED_PLAYBOOK:-$TESTBED_TOP/ansible/site.yml} service_address
+	local topology=${1:-${TOPOLOGY:-ha}} inventory inventory_json hosts names sites
+	local playbook=${TESTBED_PLAYBOOK:-$TESTBED_TOP/ansible/site.yml} service_address service_addresses
 	TESTBED_TIMINGS=()
 	require_root
 	require_machine_netns
@@ -193,6 +214,7 @@ main() {
 	inventory_check_connection_vars "$inventory" <<<"$inventory_json"
 	hosts=$(inventory_hosts "$inventory" <<<"$inventory_json")
 	[[ -n $hosts ]] || die "$inventory lists no hosts"
+	sites=$(inventory_sites "$inventory" <<<"$inventory_json")
 	names=$(cut -d' ' -f1 <<<"$hosts" | tr '\n' ' ')
 	log "topology $topology: $names${TESTBED_INSTANCE:+ (instance $TESTBED_INSTANCE, network namespace $TESTBED_NETNS)}"
 
@@ -213,6 +235,7 @@ main() {
 
 	phase_start boot "booting the hosts"
 	remove_other_hosts "$topology" "$names"
+	wan_configure "$inventory_json" "$sites"
 	create_and_start_hosts "$hosts"
 	printf '%s %s\n' "$topology" "$inventory" >"$TESTBED_TOPOLOGY_FILE"
 	phase_end
@@ -236,19 +259,24 @@ main() {
 		log "skipping the /readyz check: TESTBED_READY_TIMEOUT=0"
 		return 0
 	fi
-	service_address=$(inventory_service_address <<<"$inventory_json")
-	[[ -n $service_address ]] ||
+	service_addresses=$(inventory_service_addresses <<<"$inventory_json")
+	[[ -n $service_addresses ]] || service_addresses=$(inventory_service_address <<<"$inventory_json")
+	[[ -n $service_addresses ]] ||
 		die "$inventory sets no keepalived_vip and has no host in group loadbalancers"
-	phase_start ready "waiting for http://$service_address/readyz"
-	wait_for_ready "$service_address"
+	phase_start ready "waiting for /readyz on $(tr '\n' ' ' <<<"$service_addresses")"
+	for service_address in $service_addresses; do
+		wait_for_ready "$service_address"
+	done
 	phase_end
 
 	log "the service is up; try:"
-	if [[ -n $TESTBED_NETNS ]]; then
-		printf '    ip netns exec %s curl -X POST http://%s/app\n' "$TESTBED_NETNS" "$service_address"
-	else
-		printf '    curl -X POST http://%s/app\n' "$service_address"
-	fi
+	for service_address in $service_addresses; do
+		if [[ -n $TESTBED_NETNS ]]; then
+			printf '    ip netns exec %s curl -X POST http://%s/app\n' "$TESTBED_NETNS" "$service_address"
+		else
+			printf '    curl -X POST http://%s/app\n' "$service_address"
+		fi
+	done
 }
 
 main "$@"
