@@ -49,7 +49,7 @@ swagger: ## Regenerate the OpenAPI spec in api/docs from the handlers' annotatio
 		--output api/docs --outputTypes go,json,yaml
 
 .PHONY: up
-up: build ## Boot the local test hosts of TOPOLOGY (ha or poc) and provision them with ansible/site.yml
+up: build ## Boot the local test hosts of TOPOLOGY (ha, poc or multi-dc) and provision them with ansible/site.yml
 	@TOPOLOGY=$(TOPOLOGY) scripts/testbed/up.sh
 
 .PHONY: down
@@ -71,6 +71,10 @@ monitoring: ## Run the monitoring suite (every target up, an alert fires and res
 .PHONY: faults
 faults: ## Run the fault suite (every single failure, under load) on the test hosts
 	@scripts/faults.sh
+
+.PHONY: multi-dc
+multi-dc: ## Run the multi-datacenter suite (WAN latency, site loss, partitions) on the multi-dc test hosts
+	@scripts/multi-dc.sh
 
 .PHONY: elastic
 elastic: ## Run the elasticity suite (autoscaler ramp, spike, flapping, restart) on the test hosts

@@ -7,11 +7,14 @@
 #          integration tests on the development MariaDB (started here when
 #          it is not running, stopped again afterwards)
 #   fuzz   the request fuzz target for FUZZTIME (default 20s)
-#   lint   ansible-lint, ansible-playbook --syntax-check, vagrant validate,
-#          and the design document's diagrams and PDF (scripts/docs.sh check)
+#   lint   ansible-lint, ansible-playbook --syntax-check, the production
+#          inventory's layout against multi-dc (scripts/check-inventories.py),
+#          vagrant validate, and the design document's diagrams and PDF
+#          (scripts/docs.sh check)
 #   hosts  boot the local test hosts of the ha topology once (needs root),
-#          run every suite on them (HOST_SUITES, default all, in order), stop
-#          the hosts
+#          run its suites on them (HOST_SUITES, default all, in order), stop
+#          the hosts; then the same for the multi-dc topology and its suite
+#          (MULTI_DC_SUITES, default multi-dc; empty skips the topology)
 #
 # Under CI=true nothing is skipped: a missing database or tool fails.
 set -euo pipefail
@@ -92,9 +95,13 @@ lint() {
 	step "monitoring: promtool and amtool checks, alert rule unit tests"
 	scripts/test-monitoring.sh
 
-	step "vagrant validate (ha and poc)"
+	step "the example production inventory has the layout of the multi-dc test hosts"
+	python3 scripts/check-inventories.py
+
+	step "vagrant validate (ha, poc and multi-dc)"
 	TOPOLOGY=ha vagrant validate --ignore-provider
 	TOPOLOGY=poc vagrant validate --ignore-provider
+	TOPOLOGY=multi-dc vagrant validate --ignore-provider
 
 	step "design document: the diagrams match the inventories, docs/design.pdf is current"
 	if command -v dot >/dev/null && command -v pdfinfo >/dev/null; then
@@ -106,32 +113,48 @@ lint() {
 	fi
 }
 
-# The suites that run on the local test hosts, in order. Each script ends
-# with an "N passed, N failed" line and exits non-zero on any failure.
-host_suites=(${HOST_SUITES:-e2e monitoring elastic faults backup-drills})
+# The suites that run on the local test hosts, in order, per topology. Each
+# script ends with an "N passed, N failed" line and exits non-zero on any
+# failure.
+# shellcheck disable=SC2206 # the variables are space-separated lists
+ha_suites=(${HOST_SUITES:-e2e monitoring elastic faults backup-drills})
+# shellcheck disable=SC2206
+multi_dc_suites=(${MULTI_DC_SUITES-multi-dc})
 
-hosts() {
-	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"
-	local suite
-	for suite in "${host_suites[@]}"; do
-		[[ -x scripts/$suite.sh ]] || die "suite scripts/$suite.sh is missing"
-	done
-	# The drills wipe every node; on the hosts that this stage boots for
-	# itself that is what they are for.
-	export DRILLS_ON_DEFAULT_TESTBED=yes
-	step "boot and provision the ha test hosts"
-	TOPOLOGY=ha scripts/testbed/up.sh
-	local status=0
-	for suite in "${host_suites[@]}"; do
-		step "suite $suite on the local test hosts"
+# on_topology TOPOLOGY SUITE...: boot and provision TOPOLOGY's test hosts,
+# run each SUITE on them until one fails, and stop the hosts.
+on_topology() {
+	local topology=$1 suite status=0
+	shift
+	step "boot and provision the $topology test hosts"
+	TOPOLOGY=$topology scripts/testbed/up.sh
+	for suite in "$@"; do
+		step "suite $suite on the local test hosts of $topology"
 		if ! "scripts/$suite.sh"; then
 			status=1
 			break
 		fi
 	done
-	step "stop the test hosts"
+	step "stop the $topology test hosts"
 	scripts/testbed/down.sh
 	return "$status"
+}
+
+hosts() {
+	[[ $EUID -eq 0 ]] || die "the suites on the local test hosts boot containers and need root"
+	local suite
+	for suite in "${ha_suites[@]}" "${multi_dc_suites[@]}"; do
+		[[ -x scripts/$suite.sh ]] || die "suite scripts/$suite.sh is missing"
+	done
+	# The drills wipe every node; on the hosts that this stage boots for
+	# itself that is what they are for.
+	export DRILLS_ON_DEFAULT_TESTBED=yes
+	if ((${#ha_suites[@]})); then
+		on_topology ha "${ha_suites[@]}" || return 1
+	fi
+	if ((${#multi_dc_suites[@]})); then
+		on_topology multi-dc "${multi_dc_suites[@]}" || return 1
+	fi
 }
 
 case ${1:-all} in
