@@ -247,10 +247,15 @@ quorum_loss() {
 		log "$survivor accepted a write without quorum"
 		return 1
 	fi
-	local code
-	code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$(suite_service_url)/app")
+	local code headers
+	headers=$(curl -s -o /dev/null -D - -X POST "$(suite_service_url)/app")
+	code=$(awk 'NR == 1 { print $2 }' <<<"$headers")
 	[[ $code == 503 ]] || {
 		log "POST without quorum returned $code, want 503"
+		return 1
+	}
+	grep -qi '^retry-after: [0-9]' <<<"$headers" || {
+		log "the 503 without quorum has no Retry-After header"
 		return 1
 	}
 	host_start "$a"
