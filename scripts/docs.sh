@@ -4,13 +4,14 @@
 # Debian's pandoc, graphviz and weasyprint.
 #
 # Usage: scripts/docs.sh build|check
-#   build  render the diagrams and docs/design.pdf. Fails while
-#          docs/design.md contains a placeholder for a figure not measured yet
-#          ([[topic: what]]). DOCS_ALLOW_PLACEHOLDERS=1 renders them in red
-#          into build/docs/design-preview.pdf instead, never docs/design.pdf.
-#   check  the lint stage's quick checks: the diagrams parse and match the
-#          inventories, the files that design.md links exist, and
-#          docs/design.pdf was built from the current sources.
+#   build  render the diagrams (to SVG beside each .dot) and
+#          docs/design.pdf. Fails while docs/design.md contains a
+#          placeholder for a figure not measured yet ([[topic: what]]).
+#          DOCS_ALLOW_PLACEHOLDERS=1 renders them in red into
+#          build/docs/design-preview.pdf instead, never docs/design.pdf.
+#   check  the lint stage's quick checks: the diagrams parse, match the
+#          inventories and their SVGs, the files that design.md links
+#          exist, and docs/design.pdf was built from the current sources.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,8 +64,11 @@ build() {
 	rm -rf "$out_dir"
 	mkdir -p "$out_dir/diagrams"
 	local dot_file
+	# The SVGs are committed beside their sources, so that the Markdown
+	# pages show them too.
 	for dot_file in docs/diagrams/*.dot; do
-		dot -Tsvg "$dot_file" -o "$out_dir/diagrams/$(basename "$dot_file" .dot).svg"
+		dot -Tsvg "$dot_file" -o "${dot_file%.dot}.svg"
+		cp "${dot_file%.dot}.svg" "$out_dir/diagrams/"
 	done
 	[[ -d docs/img ]] && cp -r docs/img "$out_dir/img"
 	cp docs/pdf/style.css "$out_dir/style.css"
@@ -88,6 +92,8 @@ check() {
 	local dot_file
 	for dot_file in docs/diagrams/*.dot; do
 		dot -Tcanon "$dot_file" >/dev/null || die "$dot_file does not parse"
+		dot -Tsvg "$dot_file" | cmp -s - "${dot_file%.dot}.svg" ||
+			die "${dot_file%.dot}.svg is missing or older than $dot_file; run make docs and commit it"
 	done
 	python3 scripts/check-diagrams.py
 
@@ -123,7 +129,7 @@ case ${1:-} in
 build) build ;;
 check) check ;;
 *)
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac
