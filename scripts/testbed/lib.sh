@@ -704,6 +704,13 @@ proxy_config_write() {
 		Remap-secdeb: security.debian.org deb.debian.org/debian-security ; http://deb.debian.org/debian-security
 		ReportPage: acng-report.html
 		ExThreshold: 4
+		# Index files stay fresh for 5 minutes after a download (default 27
+		# s), so the burst of apt-get updates from every host that up.sh
+		# starts right after its warm-up is served from the cache. When
+		# many of them fetched one InRelease at once, apt-cacher-ng 3.7.4
+		# failed to rename it ("Failure to move file ... File exists") and
+		# left one host's apt-get update hanging.
+		FreshIndexMaxAge: 300
 		# Serve only the remapped Debian archives above: without this, the
 		# proxy would fetch any http URL a test host asks for.
 		ForceManaged: 1

@@ -156,6 +156,14 @@ wait_for_ready() {
 	done
 }
 
+# warm_apt_proxy HOST: run apt-get update on HOST alone, so that the
+# proxy holds fresh index files (FreshIndexMaxAge, lib.sh) before the
+# playbook updates every host at once.
+warm_apt_proxy() {
+	host_ssh "$1" timeout 300 apt-get update -q >"$TESTBED_LOGS/apt-warm.log" 2>&1 ||
+		die "apt-get update on $1 through the proxy failed; see $TESTBED_LOGS/apt-warm.log and $TESTBED_SHARED_LOGS/apt-cacher-ng/"
+}
+
 print_timings() {
 	local line
 	phase_abort
@@ -249,6 +257,10 @@ main() {
 		log "the hosts run unprovisioned; run commands on them with: source scripts/testbed/lib.sh; host_ssh NAME COMMAND"
 		return 0
 	fi
+
+	phase_start warm "refreshing the apt proxy's index files from one host"
+	warm_apt_proxy "${names%% *}"
+	phase_end
 
 	phase_start ansible "running ansible-playbook -i $inventory $playbook"
 	testbed_playbook "$inventory" "$playbook" ||
