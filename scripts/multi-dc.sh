@@ -14,10 +14,11 @@
 #                nodes one after the other, and each rejoins by IST, from a
 #                donor in dc2 once one is Synced there. No acknowledged
 #                write may be missing.
-#   partition    dc1 and dc2 cut from each other while both still reach
-#                dc3, then with dc2 cut from dc3 as well, then every site
-#                alone: never two primary components, a site without one
-#                returns 503, and the rows converge after healing
+#   partition    the arbitrator's site dc3 cut off, then dc1 and dc2 cut
+#                from each other while both still reach dc3, then with dc2
+#                cut from dc3 as well, then every site alone: never two
+#                primary components, a site without one returns 503, and
+#                the rows converge after healing
 #
 # Two clients run during the faults: one in front of dc1 that tries the
 # VIPs in the order dc1, dc2, and one in front of dc2 that tries dc2 first.
@@ -599,6 +600,7 @@ test_partition() {
 }
 
 test_partitions() {
+	test_partition arbitrator-lost "dc3 cut from dc1 and dc2" dc1-dc3 dc2-dc3
 	test_partition partition-arbitrated "dc1 and dc2 cut from each other, both reach dc3" dc1-dc2
 	test_partition partition-dc2-alone "dc2 cut from dc1 and from dc3" dc1-dc2 dc2-dc3
 	test_partition partition-no-quorum "every site cut from the others" dc1-dc2 dc1-dc3 dc2-dc3
