@@ -70,7 +70,7 @@ func classifyStoreError(err error) (status int, detail string) {
 			"The database node takes no writes (it is outside the Primary component or not ready), so the request was not served and nothing was stored. Retry after the Retry-After delay."
 	case errors.Is(err, api.ErrUnavailable):
 		return http.StatusServiceUnavailable,
-			"The database is unavailable, so the request was not served and nothing was stored. Retry after the Retry-After delay."
+			"The database is unavailable, so the event was not confirmed. Retry after the Retry-After delay with the same Idempotency-Key: if a commit cut off by the outage was stored after all, the retry returns that event instead of storing a second one."
 	}
 	return http.StatusInternalServerError, "The server failed unexpectedly; the error is logged under this request id."
 }
