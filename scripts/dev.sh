@@ -55,8 +55,8 @@ start() {
 
 Try it:
   curl -i -X POST http://$listen/app
-  curl http://$listen/app?limit=5
-  open http://$listen/swagger/index.html
+  curl 'http://$listen/app?limit=5'
+Swagger UI: http://$listen/swagger/index.html
 Stop with: make dev-stop
 TEXT
 }

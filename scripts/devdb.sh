@@ -11,7 +11,9 @@
 #   client  open a mariadb shell as the admin user
 #   clean   stop, then delete .devdb/
 #
-# Settings: DEVDB_PORT (default 3307, so a system MariaDB on 3306 is left alone).
+# Settings: DEVDB_PORT (default 3307, so a system MariaDB on 3306 is left
+# alone). A running server keeps the port it was started with: the other
+# commands read it from .devdb/port, so they need no DEVDB_PORT.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +94,7 @@ start_server() {
 	local user_args=()
 	[[ $EUID -eq 0 ]] && user_args=(--user=root)
 	log "starting mariadbd on 127.0.0.1:$port"
+	printf '%s\n' "$port" >"$dir/port"
 	# --default-time-zone keeps NOW() in UTC too, although the API never
 	# relies on it: it sends UTC values and sets its session zone itself.
 	setsid mariadbd --no-defaults --datadir="$data" --socket="$sock" \
@@ -153,12 +156,26 @@ export TSAPI_DB_PASSWORD_FILE=$dir/app-password
 export TSAPI_TEST_ADMIN_USER=$admin_user
 export TSAPI_TEST_ADMIN_PASSWORD_FILE=$dir/admin-password
 export TSAPI_TEST_DEVDB=$top/scripts/devdb.sh
+export DEVDB_PORT=$port
 EOF
+}
+
+# use_running_port: when the server of this checkout runs, take the port
+# it was started with, and reject a DEVDB_PORT that names another one.
+use_running_port() {
+	local running
+	server_pid >/dev/null || return 0
+	running=$(cat "$dir/port" 2>/dev/null) || return 0
+	if [[ -n ${DEVDB_PORT:-} && $DEVDB_PORT != "$running" ]]; then
+		die "the server in $dir runs on port $running, not DEVDB_PORT=$DEVDB_PORT; stop it first (scripts/devdb.sh stop)"
+	fi
+	port=$running
 }
 
 main() {
 	local cmd=${1:-}
 	mkdir -p "$dir"
+	use_running_port
 	case $cmd in
 	start)
 		install_server
@@ -185,7 +202,7 @@ main() {
 		log "removed $dir"
 		;;
 	*)
-		sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+		sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 		exit 2
 		;;
 	esac
