@@ -19,7 +19,8 @@ const docTemplate = `{
             "get": {
                 "description": "Newest first. Follow \"next\" for the following page; it is absent on the last page.",
                 "produces": [
-                    "application/json"
+                    "application/json",
+                    "application/problem+json"
                 ],
                 "tags": [
                     "events"
@@ -27,6 +28,8 @@ const docTemplate = `{
                 "summary": "List events",
                 "parameters": [
                     {
+                        "maximum": 1000,
+                        "minimum": 1,
                         "type": "integer",
                         "default": 100,
                         "description": "page size, 1 to 1000",
@@ -34,6 +37,7 @@ const docTemplate = `{
                         "in": "query"
                     },
                     {
+                        "minimum": 1,
                         "type": "integer",
                         "description": "only events with an id below this one",
                         "name": "before",
@@ -57,6 +61,12 @@ const docTemplate = `{
                         "description": "database unavailable",
                         "schema": {
                             "$ref": "#/definitions/httpapi.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before the retry"
+                            }
                         }
                     }
                 }
@@ -64,7 +74,8 @@ const docTemplate = `{
             "post": {
                 "description": "Stores the server's UTC time, with microseconds, and answers 201 only after the row is committed.\nNo body is needed. A repeat with the same Idempotency-Key returns the original event (201, Idempotent-Replayed: true) and stores nothing.",
                 "produces": [
-                    "application/json"
+                    "application/json",
+                    "application/problem+json"
                 ],
                 "tags": [
                     "events"
@@ -72,6 +83,8 @@ const docTemplate = `{
                 "summary": "Record an event",
                 "parameters": [
                     {
+                        "maxLength": 255,
+                        "minLength": 1,
                         "type": "string",
                         "description": "1 to 255 printable ASCII characters",
                         "name": "Idempotency-Key",
@@ -108,9 +121,15 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "database unavailable or its node takes no writes; see Retry-After",
+                        "description": "database unavailable or its node takes no writes; retry with the same Idempotency-Key",
                         "schema": {
                             "$ref": "#/definitions/httpapi.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before the retry"
+                            }
                         }
                     }
                 }
@@ -119,7 +138,8 @@ const docTemplate = `{
         "/app/{id}": {
             "get": {
                 "produces": [
-                    "application/json"
+                    "application/json",
+                    "application/problem+json"
                 ],
                 "tags": [
                     "events"
@@ -157,6 +177,12 @@ const docTemplate = `{
                         "description": "database unavailable",
                         "schema": {
                             "$ref": "#/definitions/httpapi.Problem"
+                        },
+                        "headers": {
+                            "Retry-After": {
+                                "type": "integer",
+                                "description": "seconds to wait before the retry"
+                            }
                         }
                     }
                 }

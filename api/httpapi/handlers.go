@@ -34,14 +34,15 @@ type EventList struct {
 //	@Description	Stores the server's UTC time, with microseconds, and answers 201 only after the row is committed.
 //	@Description	No body is needed. A repeat with the same Idempotency-Key returns the original event (201, Idempotent-Replayed: true) and stores nothing.
 //	@Tags			events
-//	@Produce		json
-//	@Param			Idempotency-Key	header		string	false	"1 to 255 printable ASCII characters"
+//	@Produce		json,application/problem+json
+//	@Param			Idempotency-Key	header		string	false	"1 to 255 printable ASCII characters"	minlength(1)	maxlength(255)
 //	@Success		201				{object}	api.Event
 //	@Header			201				{string}	Location			"/app/{id}"
 //	@Header			201				{string}	Idempotent-Replayed	"true when the event already existed"
 //	@Failure		400				{object}	Problem	"invalid Idempotency-Key"
 //	@Failure		413				{object}	Problem	"body over 1 KiB"
-//	@Failure		503				{object}	Problem	"database unavailable or its node takes no writes; see Retry-After"
+//	@Failure		503				{object}	Problem	"database unavailable or its node takes no writes; retry with the same Idempotency-Key"
+//	@Header			503				{integer}	Retry-After	"seconds to wait before the retry"
 //	@Router			/app [post]
 func (s *Server) createEvent(c *gin.Context) {
 	keys := c.Request.Header.Values("Idempotency-Key")
@@ -85,12 +86,13 @@ func (s *Server) createEvent(c *gin.Context) {
 //
 //	@Summary	Get an event
 //	@Tags		events
-//	@Produce	json
+//	@Produce	json,application/problem+json
 //	@Param		id	path		int	true	"event id"
 //	@Success	200	{object}	api.Event
 //	@Failure	400	{object}	Problem	"id is not a positive integer"
 //	@Failure	404	{object}	Problem	"no event has this id"
 //	@Failure	503	{object}	Problem	"database unavailable"
+//	@Header		503	{integer}	Retry-After	"seconds to wait before the retry"
 //	@Router		/app/{id} [get]
 func (s *Server) getEvent(c *gin.Context) {
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
@@ -114,12 +116,13 @@ func (s *Server) getEvent(c *gin.Context) {
 //	@Summary		List events
 //	@Description	Newest first. Follow "next" for the following page; it is absent on the last page.
 //	@Tags			events
-//	@Produce		json
-//	@Param			limit	query		int	false	"page size, 1 to 1000"	default(100)
-//	@Param			before	query		int	false	"only events with an id below this one"
+//	@Produce		json,application/problem+json
+//	@Param			limit	query		int	false	"page size, 1 to 1000"	default(100)	minimum(1)	maximum(1000)
+//	@Param			before	query		int	false	"only events with an id below this one"	minimum(1)
 //	@Success		200		{object}	EventList
 //	@Failure		400		{object}	Problem	"invalid limit or before"
 //	@Failure		503		{object}	Problem	"database unavailable"
+//	@Header			503		{integer}	Retry-After	"seconds to wait before the retry"
 //	@Router			/app [get]
 func (s *Server) listEvents(c *gin.Context) {
 	limit := DefaultListLimit

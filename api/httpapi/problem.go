@@ -50,7 +50,7 @@ func writeProblem(c *gin.Context, status int, detail string) {
 // get their own status; only an unexpected error is a 500, and it is logged
 // in full while the client sees no internal detail.
 func writeStoreError(c *gin.Context, log *slog.Logger, err error) {
-	status, detail := classifyStoreError(err)
+	status, detail := classifyStoreError(err, c.Request.Method == http.MethodPost)
 	if status == http.StatusInternalServerError {
 		log.Error("request failed", "request_id", c.GetString(requestIDKey),
 			"route", c.FullPath(), "error", err)
@@ -61,16 +61,21 @@ func writeStoreError(c *gin.Context, log *slog.Logger, err error) {
 	writeProblem(c, status, detail)
 }
 
-func classifyStoreError(err error) (status int, detail string) {
+// classifyStoreError returns the status and detail for err; isWrite
+// selects the detail of a failed POST, whose outcome a retry settles.
+func classifyStoreError(err error, isWrite bool) (status int, detail string) {
 	switch {
 	case errors.Is(err, api.ErrNotFound):
 		return http.StatusNotFound, "No event has this id."
 	case errors.Is(err, api.ErrNodeNotReady):
 		return http.StatusServiceUnavailable,
 			"The database node takes no writes (it is outside the Primary component or not ready), so the request was not served and nothing was stored. Retry after the Retry-After delay."
-	case errors.Is(err, api.ErrUnavailable):
+	case errors.Is(err, api.ErrUnavailable) && isWrite:
 		return http.StatusServiceUnavailable,
 			"The database is unavailable, so the event was not confirmed. Retry after the Retry-After delay with the same Idempotency-Key: if a commit cut off by the outage was stored after all, the retry returns that event instead of storing a second one."
+	case errors.Is(err, api.ErrUnavailable):
+		return http.StatusServiceUnavailable,
+			"The database is unavailable, so the events could not be read. Retry after the Retry-After delay."
 	}
 	return http.StatusInternalServerError, "The server failed unexpectedly; the error is logged under this request id."
 }

@@ -350,6 +350,23 @@ func TestStoreErrorsMapToStatus(t *testing.T) {
 	}
 }
 
+func TestUnavailableDetailByMethod(t *testing.T) {
+	store := &fakeStore{err: fmt.Errorf("%w: dial refused", api.ErrUnavailable)}
+	s := newTestServer(t, store)
+
+	post := decodeProblem(t, do(t, s, http.MethodPost, "/app", nil, nil))
+	if !strings.Contains(post.Detail, "Idempotency-Key") {
+		t.Errorf("POST detail %q does not tell the client to retry with the same Idempotency-Key", post.Detail)
+	}
+	get := decodeProblem(t, do(t, s, http.MethodGet, "/app?limit=5", nil, nil))
+	if strings.Contains(get.Detail, "Idempotency-Key") {
+		t.Errorf("GET detail %q speaks of a write", get.Detail)
+	}
+	if !strings.Contains(get.Detail, "could not be read") {
+		t.Errorf("GET detail %q does not say the read failed", get.Detail)
+	}
+}
+
 func TestReadyz(t *testing.T) {
 	store := &fakeStore{}
 	s := newTestServer(t, store)
