@@ -6,9 +6,9 @@ suite proves holds for it.
 The two must agree on: the sites and, per site, how many hosts each group
 has; the order of the Galera nodes by site (it sets the bootstrap node and
 each site's writer); a VIP on every site with load balancers and none
-elsewhere, with the same VRRP router ids; galera_segment_by_datacenter; and
-galera_provider_options (the WAN settings). Names and addresses differ on
-purpose.
+elsewhere, with the same VRRP router ids; galera_segment_by_datacenter;
+galera_provider_options (the WAN settings); and galera_max_connections.
+Names and addresses differ on purpose.
 
 Usage: scripts/check-inventories.py
 Exits 1 and lists every difference.
@@ -84,6 +84,7 @@ def layout(inventory):
         "VIP and VRRP router id per site": vips,
         "galera_segment_by_datacenter": merged.get("galera_segment_by_datacenter"),
         "galera_provider_options": merged.get("galera_provider_options"),
+        "galera_max_connections": merged.get("galera_max_connections"),
     }
 
 
