@@ -153,7 +153,7 @@ scenario() {
 	s503=$(jq '.by_status["503"] // 0' "$json")
 	other=$(jq '[.by_status | to_entries[] | select(.key != "201" and .key != "503") | .value] | add // 0' "$json")
 	retries=$(jq .retries "$json")
-	gap=$(jq -r .longest_gap "$json")
+	gap="$(load_seconds "$name" longest_gap) s"
 	if [[ $client == strict ]] && (($(load_non_2xx "$name") > 0)); then
 		log "$name: $(load_non_2xx "$name") attempts failed, and this scenario allows none"
 		verdict=fail

@@ -69,6 +69,22 @@ load_stop() {
 # load_value NAME FIELD: print a field of the load generator's JSON report.
 load_value() { jq -r ".$2" "$SUITE_WORK/$1.json"; }
 
+# load_seconds NAME FIELD: print a duration field of the load generator's
+# report (a Go duration such as 1m2.5s, 812ms or 950µs) in seconds, with one
+# decimal.
+load_seconds() {
+	jq -r ".$2" "$SUITE_WORK/$1.json" | awk '{
+		d = $0; s = 0
+		if (match(d, /^[0-9.]+h/)) { s += substr(d, 1, RLENGTH - 1) * 3600; d = substr(d, RLENGTH + 1) }
+		if (match(d, /^[0-9.]+m[^s]/)) { s += substr(d, 1, RLENGTH - 2) * 60; d = substr(d, RLENGTH) }
+		if (d ~ /ms$/) s += d / 1000
+		else if (d ~ /(µs|us)$/) s += d / 1000000
+		else if (d ~ /ns$/) s += d / 1000000000
+		else if (d ~ /s$/) s += d + 0
+		printf "%.1f\n", s
+	}'
+}
+
 # load_non_2xx NAME: print the number of attempts that got no 2xx.
 load_non_2xx() {
 	jq '[.by_status | to_entries[] | select(.key | test("^2") | not) | .value] | add // 0' \
