@@ -346,8 +346,16 @@ check_backup_metric() {
 	fi
 	# The backup desynced the node; let it rejoin before the other checks.
 	galera_wait_synced "$node"
-	too_old=$(alert_state TimestampBackupTooOld)
-	missing=$(alert_state TimestampBackupMetricMissing)
+	# On fresh hosts the metric was missing until now, so
+	# TimestampBackupMetricMissing is pending. Prometheus drops it at the
+	# first rule evaluation after the scrape that brought the metric: within
+	# one evaluation interval (15 s), given 30 s of slack here.
+	deadline=$((SECONDS + 45))
+	while too_old=$(alert_state TimestampBackupTooOld) && missing=$(alert_state TimestampBackupMetricMissing) &&
+		[[ $too_old != inactive || $missing != inactive ]]; do
+		((SECONDS < deadline)) || break
+		sleep 1
+	done
 	[[ $too_old == inactive && $missing == inactive ]] || ok=0
 	record backup-metric "$ok" "$(printf 'metric %s in Prometheus %s s after the backup began; TimestampBackupTooOld %s, TimestampBackupMetricMissing %s' \
 		"${value:-absent}" "$(seconds_since "$t0")" "$too_old" "$missing")"
