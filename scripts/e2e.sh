@@ -74,8 +74,8 @@ under_trickle() {
 	load_stop "$name" >/dev/null
 	non2xx=$(load_non_2xx "$name")
 	check_acks "$name" $(suite_hosts galera) || die "$name: acknowledged rows missing or diverging"
-	result "$name" "$(printf '%s in %d s: %s POSTs acknowledged, %s attempts without 2xx, longest gap %s' \
-		"$playbook" $((SECONDS - started)) "$(load_value "$name" succeeded)" "$non2xx" "$(load_value "$name" longest_gap)")"
+	result "$name" "$(printf '%s in %d s: %s POSTs acknowledged, %s attempts without 2xx, longest gap %s s' \
+		"$playbook" $((SECONDS - started)) "$(load_value "$name" succeeded)" "$non2xx" "$(load_seconds "$name" longest_gap)")"
 	((non2xx == 0)) || {
 		jq . "$SUITE_WORK/$name.json"
 		die "$name: $non2xx requests failed during $playbook"
