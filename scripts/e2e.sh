@@ -91,7 +91,7 @@ check_recovery() {
 	# until it contains some of this run's rows.
 	local first deadline=$((SECONDS + 60))
 	first=$(head -n1 <<<"$nodes")
-	until (($(galera_sql "$first" "SELECT COUNT(*) FROM timestamp.events WHERE idempotency_key LIKE '$(load_prefix recovery)-%'") >= 40)); do
+	until (($(load_rows "$first" recovery) >= 40)); do
 		((SECONDS < deadline)) || die "no write acknowledged within 60 s before the outage"
 		sleep 0.2
 	done

@@ -104,11 +104,7 @@ wait_rows() {
 		# have taken the previous one away.
 		writer=$(galera_writer 2>/dev/null) || writer=
 		count=0
-		if [[ -n $writer ]]; then
-			count=$(galera_sql "$writer" "SELECT COUNT(*) FROM timestamp.events
-				WHERE idempotency_key LIKE '$(load_prefix "$1")-%'" 2>/dev/null) || count=0
-		fi
-		[[ $count =~ ^[0-9]+$ ]] || count=0
+		[[ -z $writer ]] || count=$(load_rows "$writer" "$1")
 		((count >= $2)) && return 0
 		((SECONDS < deadline)) || die "load $1 wrote fewer than $2 rows in 60 s (last count $count on ${writer:-no writer})"
 		sleep 0.2

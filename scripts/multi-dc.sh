@@ -191,9 +191,7 @@ site_primary() {
 wait_rows() {
 	local count deadline=$((SECONDS + 90))
 	while :; do
-		count=$(galera_sql "$3" "SELECT COUNT(*) FROM timestamp.events
-			WHERE idempotency_key LIKE '$(load_prefix "$1")-%'" 2>/dev/null) || count=0
-		[[ $count =~ ^[0-9]+$ ]] || count=0
+		count=$(load_rows "$3" "$1")
 		((count >= $2)) && return 0
 		((SECONDS < deadline)) || die "load $1 wrote fewer than $2 rows on $3 in 90 s (last count $count)"
 		sleep 0.2
@@ -439,8 +437,7 @@ test_site_loss() {
 	done
 
 	# Writes go on in the surviving site, the lost site's clients included.
-	before=$(galera_sql "${galera_nodes[0]}" "SELECT COUNT(*) FROM timestamp.events
-		WHERE idempotency_key LIKE '$(load_prefix site-loss-dc2)-%'")
+	before=$(load_rows "${galera_nodes[0]}" site-loss-dc2)
 	wait_rows site-loss-dc2 $((before + rate * 5)) "${galera_nodes[0]}"
 	code=$(probe_once "${site_vip[$survivor]}")
 	if [[ $code != 201 ]]; then

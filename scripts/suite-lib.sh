@@ -98,6 +98,16 @@ galera_sql() {
 	printf 'SET SESSION wsrep_sync_wait = 1;\n%s;\n' "$2" | host_ssh "$1" mariadb -N -B
 }
 
+# load_rows NODE NAME: print how many rows of load NAME the Galera node
+# NODE contains, or 0 when the node does not return a count.
+load_rows() {
+	local count
+	count=$(galera_sql "$1" "SELECT COUNT(*) FROM timestamp.events
+		WHERE idempotency_key LIKE '$(load_prefix "$2")-%'" 2>/dev/null) || count=0
+	[[ $count =~ ^[0-9]+$ ]] || count=0
+	echo "$count"
+}
+
 # galera_status NODE VARIABLE: print one wsrep status value of a node.
 galera_status() {
 	printf "SHOW GLOBAL STATUS LIKE '%s';\n" "$2" | host_ssh "$1" mariadb -N -B | cut -f2

@@ -341,13 +341,20 @@ bridge_down() {
 	rm -f "$TESTBED_RUN/bridge.created"
 }
 
+# pidfile_pid FILE COMMAND: print the pid in FILE when a process of that
+# pid runs COMMAND (its /proc comm), so that a stale file whose pid was
+# reused by another program counts as not running. Returns 1 otherwise.
+pidfile_pid() {
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == "$2" ]] || return 1
+	printf '%s\n' "$pid"
+}
+
 # forwarder_pid: print the pid of the named instance's apt forwarder, if it
 # runs.
 forwarder_pid() {
-	local pid
-	pid=$(cat "$TESTBED_RUN/apt-forwarder.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == socat ]] || return 1
-	printf '%s\n' "$pid"
+	pidfile_pid "$TESTBED_RUN/apt-forwarder.pid" socat
 }
 
 # forwarder_up: for a named instance, start the apt forwarder unless it runs.
@@ -463,10 +470,7 @@ wan_site_network() {
 
 # wandelay_pid: print the pid of the running wandelay.
 wandelay_pid() {
-	local pid
-	pid=$(cat "$TESTBED_RUN/wandelay.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == wandelay ]] || return 1
-	printf '%s\n' "$pid"
+	pidfile_pid "$TESTBED_RUN/wandelay.pid" wandelay
 }
 
 # wan_up SITES: create the router namespace for SITES ("SITE NETWORK" lines,
@@ -677,10 +681,7 @@ shared_users_other() {
 
 # proxy_pid: print the pid of the shared apt-cacher-ng, if it runs.
 proxy_pid() {
-	local pid
-	pid=$(cat "$TESTBED_SHARED_RUN/apt-cacher-ng.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == apt-cacher-ng ]] || return 1
-	printf '%s\n' "$pid"
+	pidfile_pid "$TESTBED_SHARED_RUN/apt-cacher-ng.pid" apt-cacher-ng
 }
 
 # proxy_config_write: write the configuration of the shared apt-cacher-ng.
@@ -1083,10 +1084,7 @@ host_cgroups_remove() {
 #   Prints the pid of the host's systemd-nspawn process and returns 0, or
 #   returns 1 when the host does not run.
 host_nspawn_pid() {
-	local pid
-	pid=$(cat "$(host_dir "$1")/nspawn.pid" 2>/dev/null) || return 1
-	[[ $pid =~ ^[0-9]+$ && $(cat "/proc/$pid/comm" 2>/dev/null) == systemd-nspawn ]] || return 1
-	printf '%s\n' "$pid"
+	pidfile_pid "$(host_dir "$1")/nspawn.pid" systemd-nspawn
 }
 
 # host_pid NAME

@@ -157,8 +157,8 @@ wait_for_ready() {
 }
 
 # warm_apt_proxy HOST: run apt-get update on HOST alone, so that the
-# proxy holds fresh index files (FreshIndexMaxAge, lib.sh) before the
-# playbook updates every host at once.
+# proxy's cache contains fresh index files (FreshIndexMaxAge, lib.sh)
+# before the playbook updates every host at once.
 warm_apt_proxy() {
 	host_ssh "$1" timeout 300 apt-get update -q >"$TESTBED_LOGS/apt-warm.log" 2>&1 ||
 		die "apt-get update on $1 through the proxy failed; see $TESTBED_LOGS/apt-warm.log and $TESTBED_SHARED_LOGS/apt-cacher-ng/"
@@ -188,9 +188,9 @@ raise_inotify_limits() {
 }
 
 # wan_configure INVENTORY_JSON SITES: set up the router namespace of the
-# sites (none: remove it) and give each pair of sites the round-trip time
-# and jitter of the inventory's testbed_wan_links; pairs it does not list
-# get no delay.
+# sites (none: remove it), and give each pair of sites the round-trip time
+# and jitter of the inventory's testbed_wan_links. A pair it does not list
+# gets no delay.
 wan_configure() {
 	local json=$1 sites=$2 a b rtt jitter
 	if [[ -z $sites ]]; then
