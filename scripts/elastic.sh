@@ -9,7 +9,10 @@
 #      hosts fill up, so the test boots api3 (host_add) and runs
 #      api-scale-hosts.yml when the controller requests a host.
 #   3. A load swinging around a threshold: at most one change per cooldown.
-#   4. The controller SIGKILLed during a scale-up and during a scale-down:
+#   4. HAProxy reloaded on the VIP holder and restarted on the other load
+#      balancer while the controller is stopped: the pool slots stay as
+#      they were (server-state file), and no request fails.
+#   5. The controller SIGKILLed during a scale-up and during a scale-down:
 #      restarted by systemd, it converges with no orphan or duplicate.
 #
 # Every load generator runs with -retries 0, and each check also requires
@@ -248,6 +251,18 @@ change_times() {
 		| "\(.time[0:19] + "Z" | fromdateiso8601) \(.msg)"'
 }
 
+# slot_table LB: print "slot address:port ready|drain" for each pool slot
+# of LB that is not in maintenance, sorted (admin flags 0x01, 0x02 and
+# 0x20 are maintenance, 0x08 and 0x10 drain; see
+# api/autoscale/haproxy/parse.go).
+slot_table() {
+	el_ssh "$1" "echo 'show servers state api' | socat stdio unix-connect:/run/haproxy/admin.sock" |
+		awk 'function bit(v, b) { return int(v / b) % 2 }
+			NR > 2 && NF > 18 && $4 ~ /^pool[0-9]+$/ && !bit($7, 1) && !bit($7, 2) && !bit($7, 32) {
+				print $4, $5 ":" $19, (bit($7, 8) || bit($7, 16) ? "drain" : "ready") }' |
+		sort
+}
+
 # layout_problems: print each broken invariant of the backend, nothing
 # when all are kept. The invariants: both load balancers have the same
 # slots, each slot in use points at an active pool unit, each active pool
@@ -255,14 +270,7 @@ change_times() {
 layout_problems() {
 	local lb host tables=() units="" slots static
 	for lb in $(suite_hosts loadbalancers); do
-		# srv_name srv_addr:srv_port admin for slots not in maintenance
-		# (admin flags 0x01, 0x02 and 0x20 are maintenance, 0x08 and 0x10
-		# drain; see api/autoscale/haproxy/parse.go).
-		tables+=("$(el_ssh "$lb" "echo 'show servers state api' | socat stdio unix-connect:/run/haproxy/admin.sock" |
-			awk 'function bit(v, b) { return int(v / b) % 2 }
-				NR > 2 && NF > 18 && $4 ~ /^pool[0-9]+$/ && !bit($7, 1) && !bit($7, 2) && !bit($7, 32) {
-					print $4, $5 ":" $19, (bit($7, 8) || bit($7, 16) ? "drain" : "ready") }' |
-			sort)")
+		tables+=("$(slot_table "$lb")")
 	done
 	[[ ${tables[0]} == "${tables[1]}" ]] ||
 		printf 'the load balancers differ:\n%s\n---\n%s\n' "${tables[0]}" "${tables[1]}"
@@ -520,7 +528,92 @@ check_flapping() {
 	record "3 flapping" "$count change(s) in 120 s of swings, none closer than a cooldown"
 }
 
-# --- 4. controller killed -----------------------------------------------------
+# --- 4. HAProxy reloaded -------------------------------------------------------
+
+# haproxy_pid LB: print the process ID of the worker that responds on LB's
+# runtime API.
+haproxy_pid() {
+	el_ssh "$1" "echo 'show info' | socat stdio unix-connect:/run/haproxy/admin.sock" |
+		awk -F': ' '$1 == "Pid" { print $2 }'
+}
+
+# api_servers_up LB: print how many servers of LB's API backend are UP.
+api_servers_up() {
+	el_ssh "$1" "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock" |
+		awk -F, '$1 == "api" && $2 != "BACKEND" && $18 ~ /^UP/ { n++ } END { print n + 0 }'
+}
+
+# check_reload: the slots that the autoscaler filled survive a reload of
+# HAProxy on the VIP holder and a restart of the other load balancer, with
+# no request failing. The controller is stopped meanwhile, so only the
+# server-state file (haproxy role) can bring the slots back.
+check_reload() {
+	local want=4
+	log "4. HAProxy reloaded on the VIP holder and restarted on the other load balancer, controller stopped"
+	check_ok=1
+	local lb active other took before after pid new_pid up deadline lbs
+	settle || problem "not at the minimum before the reload"
+	gen_start reload-load 60
+	if took=$(wait_converged "$want" 120); then
+		note "$want instances in rotation $took s after the load began"
+	else
+		problem "the load did not bring $want instances"
+	fi
+	read -ra lbs <<<"$(suite_hosts loadbalancers | tr '\n' ' ')"
+	for lb in "${lbs[@]}"; do
+		el_ssh "$lb" "systemctl stop timestamp-autoscaler.service" || problem "could not stop the controller on $lb"
+	done
+	active=$(active_lb) || problem "no single VIP holder"
+	for lb in "${lbs[@]}"; do
+		[[ $lb == "$active" ]] || other=$lb
+	done
+	before=$(slot_table "$active")
+	note "slots before: $(tr '\n' ' ' <<<"$before")"
+	[[ $(grep -c . <<<"$before") == $((want - min_instances)) ]] ||
+		problem "expected $((want - min_instances)) pool slots in use before the reload"
+
+	for lb in "$active" "${other:-}"; do
+		[[ -n $lb ]] || continue
+		pid=$(haproxy_pid "$lb")
+		if [[ $lb == "$active" ]]; then
+			el_ssh "$lb" "systemctl reload haproxy.service" || problem "reload of HAProxy on $lb failed"
+		else
+			el_ssh "$lb" "systemctl restart haproxy.service" || problem "restart of HAProxy on $lb failed"
+		fi
+		# The reload returns once the master has the signal; the new worker
+		# responds on the runtime API once it has taken over.
+		deadline=$((SECONDS + 20))
+		while new_pid=$(haproxy_pid "$lb" 2>/dev/null) && [[ -z $new_pid || $new_pid == "$pid" ]] &&
+			((SECONDS < deadline)); do
+			sleep 0.2
+		done
+		if [[ -z $new_pid || $new_pid == "$pid" ]]; then
+			problem "no new HAProxy worker on $lb within 20 s"
+			continue
+		fi
+		after=$(slot_table "$lb")
+		up=$(api_servers_up "$lb")
+		note "$lb: worker $pid replaced by $new_pid; slots after: $(tr '\n' ' ' <<<"$after"); $up API servers UP"
+		[[ $after == "$before" ]] || problem "$lb lost its slots: before [$before], after [$after]"
+		((up == want)) || problem "$lb has $up API servers UP right after, want $want"
+	done
+
+	for lb in "${lbs[@]}"; do
+		el_ssh "$lb" "systemctl start timestamp-autoscaler.service" || problem "could not start the controller on $lb"
+	done
+	if took=$(wait_converged "$want" 60); then
+		note "controller back, layout unchanged at $want instances ($took s)"
+	else
+		problem "no consistent layout after the controller came back"
+	fi
+	gen_stop reload-load
+	generators=()
+	check_rows reload-load
+	record "4 haproxy reload" "$(printf 'reload of %s and restart of %s kept %s pool slots with the controller stopped; %s POST attempts, every one 2xx' \
+		"$active" "${other:-?}" "$((want - min_instances))" "$(load_value reload-load attempts)")"
+}
+
+# --- 5. controller killed -----------------------------------------------------
 
 # kill_on LB MESSAGE EPOCH: wait (up to 150 s) for the controller to log
 # MESSAGE after EPOCH, then SIGKILL it at once. Prints the seconds it
@@ -535,7 +628,7 @@ kill_on() {
 }
 
 check_kill() {
-	log "4. SIGKILL the controller during a scale-up, then during a scale-down"
+	log "5. SIGKILL the controller during a scale-up, then during a scale-down"
 	check_ok=1
 	local lb epoch waited took issues restarts up_took="?" down_took="?"
 	settle || problem "not at the minimum before the kills"
@@ -579,7 +672,7 @@ check_kill() {
 	restarts=$(el_ssh "$lb" "systemctl show -p NRestarts --value timestamp-autoscaler.service")
 	note "systemd restarted the controller $restarts time(s) so far"
 	check_rows kill-load kill-trickle
-	record "4 controller killed" "$(printf 'killed mid scale-up: 4 instances %s s later; mid scale-down: %s instances %s s later; no orphan or duplicate' \
+	record "5 controller killed" "$(printf 'killed mid scale-up: 4 instances %s s later; mid scale-down: %s instances %s s later; no orphan or duplicate' \
 		"$up_took" "$min_instances" "$down_took")"
 }
 
@@ -648,6 +741,7 @@ main() {
 	ramp_end=$EPOCHSECONDS
 	check_spike
 	check_flapping
+	check_reload
 	check_kill
 	write_docs
 
