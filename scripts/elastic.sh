@@ -14,6 +14,8 @@
 #      they were (server-state file), and no request fails.
 #   5. The controller SIGKILLed during a scale-up and during a scale-down:
 #      restarted by systemd, it converges with no orphan or duplicate.
+#   6. The VIP added by hand on the standby load balancer (a keepalived
+#      split brain): neither controller acts until it is removed.
 #
 # Every load generator runs with -retries 0, and each check also requires
 # that every attempt got a 2xx and that every acknowledged row is on every
@@ -252,9 +254,8 @@ change_times() {
 }
 
 # slot_table LB: print "slot address:port ready|drain" for each pool slot
-# of LB that is not in maintenance, sorted (admin flags 0x01, 0x02 and
-# 0x20 are maintenance, 0x08 and 0x10 drain; see
-# api/autoscale/haproxy/parse.go).
+# of LB that is not in maintenance, sorted. Admin flags 0x01, 0x02 and 0x20
+# are maintenance, 0x08 and 0x10 drain (api/autoscale/haproxy/parse.go).
 slot_table() {
 	el_ssh "$1" "echo 'show servers state api' | socat stdio unix-connect:/run/haproxy/admin.sock" |
 		awk 'function bit(v, b) { return int(v / b) % 2 }
@@ -292,14 +293,14 @@ layout_problems() {
 	return 0
 }
 
-# wait_converged COUNT TIMEOUT: poll until COUNT instances are in rotation
-# and the layout keeps its invariants on 3 polls in a row. Prints the
-# seconds it took.
-wait_converged() {
-	local want=$1 timeout=$2 start=$SECONDS good=0 lb n issues
+# poll_steady TIMEOUT INTERVAL COMMAND...: run COMMAND every INTERVAL
+# seconds until it succeeds 3 times in a row, for at most TIMEOUT seconds.
+# Prints the seconds it took; fails on the timeout.
+poll_steady() {
+	local timeout=$1 interval=$2 start=$SECONDS good=0
+	shift 2
 	while ((SECONDS - start < timeout)); do
-		issues=$(layout_problems)
-		if lb=$(active_lb) && n=$(current_instances "$lb") && [[ ${n%.*} == "$want" && -z $issues ]]; then
+		if "$@"; then
 			good=$((good + 1))
 			((good >= 3)) && {
 				printf '%s\n' $((SECONDS - start))
@@ -308,10 +309,29 @@ wait_converged() {
 		else
 			good=0
 		fi
-		sleep 2
+		sleep "$interval"
 	done
-	printf 'not converged: %s\n' "${issues:-instances ${n:-unknown}, want $want}" >&2
 	return 1
+}
+
+# converged COUNT: whether COUNT instances are in rotation and the layout
+# keeps its invariants; sets converged_state for the caller's message.
+converged() {
+	local lb n="" issues
+	issues=$(layout_problems)
+	lb=$(active_lb) && n=$(current_instances "$lb")
+	converged_state=${issues:-instances ${n:-unknown}, want $1}
+	[[ ${n%.*} == "$1" && -z $issues ]]
+}
+
+# wait_converged COUNT TIMEOUT: poll until COUNT instances are in rotation
+# and the layout keeps its invariants on 3 polls in a row. Prints the
+# seconds it took.
+wait_converged() {
+	poll_steady "$2" 2 converged "$1" || {
+		printf 'not converged: %s\n' "${converged_state:-}" >&2
+		return 1
+	}
 }
 
 # settle: bring the tier back to the minimum before a check.
@@ -676,6 +696,100 @@ check_kill() {
 		"$up_took" "$min_instances" "$down_took")"
 }
 
+# --- 6. VIP on both load balancers -----------------------------------------------
+
+# controller_active LB: print timestamp_autoscaler_active of LB's controller
+# (1 acting, 0 not), nothing if it does not respond.
+controller_active() { controller_metrics "$1" | metric timestamp_autoscaler_active | cut -d. -f1; }
+
+# acting_is WANT: whether the load balancers whose controller acts are
+# exactly WANT (one name, or "" for none); sets acting for the caller's
+# message. A controller that does not respond counts as acting.
+acting_is() {
+	local lb
+	acting=""
+	for lb in "${lbs_all[@]}"; do
+		[[ $(controller_active "$lb") == 0 ]] || acting+="${acting:+ }$lb"
+	done
+	[[ $acting == "$1" ]]
+}
+
+# wait_acting WANT TIMEOUT: poll until acting_is WANT holds on 3 polls in
+# a row. Prints the seconds it took.
+wait_acting() {
+	poll_steady "$2" 1 acting_is "$1" || {
+		printf 'acting: [%s], want [%s]\n' "${acting:-}" "$1" >&2
+		return 1
+	}
+}
+
+# split_vip_add LB: give LB the VIP as well, on lo, as keepalived gives it to
+# both load balancers in a split brain. LB must send no ARP reply for it, or
+# the API hosts and the test host could learn LB's MAC for the VIP and lose
+# the VIP holder for seconds after the address is gone. So its uplink gets
+# arp_ignore 1: replies only for the uplink's own addresses.
+split_vip_add() {
+	split_vip_host=$1
+	el_ssh "$1" "set -e; dev=\$(ip -o -4 route show default | awk '{ print \$5; exit }')
+		[ -n \"\$dev\" ] || dev=\$(ip -o -4 addr show scope global | awk '{ print \$2; exit }')
+		cp /proc/sys/net/ipv4/conf/\$dev/arp_ignore /run/elastic-arp-ignore
+		echo \$dev >/run/elastic-arp-dev
+		echo 1 >/proc/sys/net/ipv4/conf/\$dev/arp_ignore
+		ip addr add $vip/32 dev lo"
+}
+
+# split_vip_del: undo split_vip_add.
+split_vip_del() {
+	[[ -n ${split_vip_host:-} ]] || return 0
+	el_ssh "$split_vip_host" "set -e; ip addr del $vip/32 dev lo
+		cat /run/elastic-arp-ignore >/proc/sys/net/ipv4/conf/\$(cat /run/elastic-arp-dev)/arp_ignore
+		rm -f /run/elastic-arp-dev /run/elastic-arp-ignore" || return 1
+	split_vip_host=
+}
+
+# check_split_vip: the test gives the standby the VIP too, as a keepalived
+# split brain would. Then neither controller may act. Once the standby's
+# copy is gone, the holder must act again.
+check_split_vip() {
+	log "6. the VIP on both load balancers: neither controller may act"
+	check_ok=1
+	local active standby lb took stop_took="?" back_took="?"
+	read -ra lbs_all <<<"$(suite_hosts loadbalancers | tr '\n' ' ')"
+	active=$(active_lb) || problem "no single VIP holder before the check"
+	for lb in "${lbs_all[@]}"; do
+		[[ $lb == "${active:-}" ]] || standby=$lb
+	done
+	if [[ -z ${active:-} || -z ${standby:-} ]]; then
+		record "6 vip on both" "not run: no single VIP holder"
+		return
+	fi
+
+	if ! wait_acting "$active" 20 >/dev/null; then
+		problem "before the check, $active's controller is not the only one acting"
+	fi
+
+	split_vip_add "$standby" || problem "could not add $vip on $standby"
+	if took=$(wait_acting "" 20); then
+		stop_took=$took
+		note "both controllers stopped acting $took s after $vip was added on $standby"
+	else
+		problem "a controller kept acting with $vip on both load balancers"
+	fi
+	if ! journal_since "$active" $((EPOCHSECONDS - 30)) | grep -q 'split brain'; then
+		problem "$active's controller did not log the split brain"
+	fi
+
+	split_vip_del || problem "could not remove $vip from $standby"
+	if took=$(wait_acting "$active" 20); then
+		back_took=$took
+		note "$active's controller acts again $took s after $vip left $standby"
+	else
+		problem "$active's controller did not resume within 20 s"
+	fi
+	record "6 vip on both" "$(printf 'VIP added on %s: both controllers stopped acting within %s s; removed: %s acted again within %s s' \
+		"$standby" "$stop_took" "$active" "$back_took")"
+}
+
 # --- docs -----------------------------------------------------------------------
 
 # write_docs: the chart of the ramp and the measured section of
@@ -722,6 +836,7 @@ write_docs() {
 }
 
 cleanup() {
+	split_vip_del || warn "could not remove $vip from ${split_vip_host:-}"
 	sampler_stop
 	gens_stop_all >/dev/null 2>&1 || true
 	close_ssh
@@ -743,6 +858,7 @@ main() {
 	check_flapping
 	check_reload
 	check_kill
+	check_split_vip
 	write_docs
 
 	printf '\nelastic results (%d s, %s POST attempts, %s without 2xx)\n' \

@@ -47,9 +47,10 @@ type Deps struct {
 	// Hosts returns the registered API hosts; it is called every tick, so
 	// a host added by api-scale-hosts.yml is used without a restart.
 	Hosts func() ([]Host, error)
-	// Active reports whether this controller may act (its host holds the
-	// VIP). Nil means always.
-	Active func() (bool, error)
+	// Active reports whether this controller may act: its host holds the
+	// VIP, and no other load balancer does. An error means it may not.
+	// Nil means always.
+	Active func(ctx context.Context) (bool, error)
 	// HostRequester, when not nil, is asked for more hosts.
 	HostRequester HostRequester
 	Metrics       *Metrics
@@ -150,7 +151,7 @@ type observation struct {
 // Tick runs one round: observe, reconcile, decide and act.
 func (c *Controller) Tick(ctx context.Context) {
 	now := c.now()
-	if !c.checkActive(now) {
+	if !c.checkActive(ctx, now) {
 		return
 	}
 
@@ -189,11 +190,11 @@ func (c *Controller) Tick(ctx context.Context) {
 // checkActive returns whether this controller may act now, and resets its
 // memory when it becomes active, so a controller that takes over from
 // another (or restarts) begins with a fresh window and cooldown.
-func (c *Controller) checkActive(now time.Time) bool {
+func (c *Controller) checkActive(ctx context.Context, now time.Time) bool {
 	active := true
 	if c.deps.Active != nil {
 		var err error
-		active, err = c.deps.Active()
+		active, err = c.deps.Active(ctx)
 		if err != nil {
 			c.log.Error("VIP check failed; not acting", "error", err)
 			c.countError("vip_check")

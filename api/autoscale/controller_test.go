@@ -342,7 +342,7 @@ func TestControllerRetriesFailedStop(t *testing.T) {
 func TestControllerStandbyDoesNothing(t *testing.T) {
 	w, clock, reg := newWorld(), &fakeClock{now: t0}, prometheus.NewRegistry()
 	c := newTestController(t, w, clock, reg)
-	c.deps.Active = func() (bool, error) { return false, nil }
+	c.deps.Active = func(context.Context) (bool, error) { return false, nil }
 	run(c, w, clock, 40*time.Second, 60)
 	if len(w.events) != 0 {
 		t.Errorf("events on standby = %v, want none", w.events)

@@ -6,6 +6,7 @@
 //	instances            "cpus N", then "unit PORT ACTIVE-STATE" per timestamp-api@PORT unit
 //	start PORT, stop PORT  systemctl start or stop timestamp-api@PORT, PORT in the pool
 //	haproxy COMMAND      one runtime API command from a short allow-list (load balancers only)
+//	has-address ADDRESS  "yes" if one of the host's interfaces has the IPv4 ADDRESS, else "no"
 package remote
 
 import (
@@ -14,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -149,4 +151,28 @@ var _ haproxy.Transport = HAProxy{}
 // Do runs one runtime API command on the load balancer.
 func (h HAProxy) Do(ctx context.Context, command string) (string, error) {
 	return h.SSH.Run(ctx, h.Address, "haproxy "+command)
+}
+
+// HasAddress reports whether the host at address has ip on one of its
+// interfaces, as the VIP that keepalived moves.
+func (s SSH) HasAddress(ctx context.Context, address string, ip net.IP) (bool, error) {
+	if ip.To4() == nil {
+		return false, fmt.Errorf("has-address: %v is not an IPv4 address", ip)
+	}
+	out, err := s.Run(ctx, address, "has-address "+ip.String())
+	if err != nil {
+		return false, err
+	}
+	return ParseHasAddress(out)
+}
+
+// ParseHasAddress parses the output of the verb has-address.
+func ParseHasAddress(out string) (bool, error) {
+	switch strings.TrimSpace(out) {
+	case "yes":
+		return true, nil
+	case "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("has-address: unexpected output %q; is the forced command current?", out)
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,5 +90,30 @@ func TestSSHRunDoesNotWaitForBackgroundMaster(t *testing.T) {
 	}
 	if elapsed := time.Since(start); elapsed > 3*time.Second {
 		t.Errorf("Run took %s, want it to return soon after ssh exited", elapsed)
+	}
+}
+
+func TestHasAddress(t *testing.T) {
+	// The fake answers yes only for the request that names the VIP.
+	s := SSH{Binary: fakeSSH(t, `if [ "$last" = "has-address 192.168.56.10" ]; then echo yes; else echo no; fi`)}
+	vip := net.ParseIP("192.168.56.10")
+	held, err := s.HasAddress(context.Background(), "192.168.56.12", vip)
+	if err != nil || !held {
+		t.Errorf("HasAddress(VIP) = %v, %v; want true, nil", held, err)
+	}
+	held, err = s.HasAddress(context.Background(), "192.168.56.12", net.ParseIP("192.168.56.99"))
+	if err != nil || held {
+		t.Errorf("HasAddress(other) = %v, %v; want false, nil", held, err)
+	}
+	if _, err := s.HasAddress(context.Background(), "192.168.56.12", net.ParseIP("fd00::10")); err == nil {
+		t.Error("HasAddress(IPv6) succeeded; the forced command takes IPv4 only")
+	}
+}
+
+func TestParseHasAddressRejectsOtherOutput(t *testing.T) {
+	for _, out := range []string{"", "maybe\n", "yes\nno\n"} {
+		if _, err := ParseHasAddress(out); err == nil {
+			t.Errorf("ParseHasAddress(%q) succeeded, want an error", out)
+		}
 	}
 }

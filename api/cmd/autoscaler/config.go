@@ -47,8 +47,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 
 	// --- where things are
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9106", "`address` of the /metrics and /targets (Prometheus service discovery) endpoints, host:port")
-	fs.StringVar(&cfg.VIP, "vip", "", "act only while this host holds the VIP `address` (keepalived), so exactly "+
-		"one controller of the load balancers acts; empty acts always (a single load balancer)")
+	fs.StringVar(&cfg.VIP, "vip", "", "act only while this host holds the VIP `address` (keepalived) and no peer holds it too, so at "+
+		"most one controller of the load balancers acts; empty acts always (a single load balancer)")
 	fs.StringVar(&cfg.HAProxySocket, "haproxy-socket", "/run/haproxy/admin.sock",
 		"`path` of this load balancer's runtime API socket (admin level)")
 	fs.StringVar(&peers, "peers", "", "comma-separated `addresses` of the other load balancers; each change is "+

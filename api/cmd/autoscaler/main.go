@@ -95,7 +95,13 @@ func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 	}
 	if cfg.VIP != "" {
 		vip := net.ParseIP(cfg.VIP)
-		deps.Active = func() (bool, error) { return holdsAddress(vip) }
+		peerHolds := make(map[string]func(context.Context) (bool, error), len(cfg.Peers))
+		for _, peer := range cfg.Peers {
+			peerHolds[peer] = func(ctx context.Context) (bool, error) { return ssh.HasAddress(ctx, peer, vip) }
+		}
+		deps.Active = func(ctx context.Context) (bool, error) {
+			return soleHolder(ctx, vip, func() (bool, error) { return holdsAddress(vip) }, peerHolds)
+		}
 	}
 	if cfg.HostRequest != "" {
 		deps.HostRequester = commandRequester{command: cfg.HostRequest}
@@ -168,7 +174,32 @@ func readHosts(path string) ([]autoscale.Host, error) {
 	return hosts, sc.Err()
 }
 
-// holdsAddress reports whether an interface of this host has ip.
+// soleHolder reports whether this host holds the VIP and no peer does.
+// With keepalived in split brain both load balancers hold it, and two
+// controllers would act on the same slots and units at once. So neither
+// acts until one holds the VIP again, and the returned error names the
+// peer. A peer that does not respond is an error too: the controller could
+// not act anyway, because every change goes to every load balancer.
+func soleHolder(ctx context.Context, vip net.IP, local func() (bool, error),
+	peers map[string]func(context.Context) (bool, error)) (bool, error) {
+	held, err := local()
+	if err != nil || !held {
+		return false, err
+	}
+	for name, holds := range peers {
+		held, err := holds(ctx)
+		if err != nil {
+			return false, fmt.Errorf("check the VIP %v on %s: %w", vip, name, err)
+		}
+		if held {
+			return false, fmt.Errorf("the VIP %v is on this host and on %s (split brain); "+
+				"not acting until one load balancer holds it", vip, name)
+		}
+	}
+	return true, nil
+}
+
+// holdsAddress reports whether one of this host's interfaces has ip.
 func holdsAddress(ip net.IP) (bool, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {

@@ -106,3 +106,38 @@ func TestMainServesMetricsAndTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestSoleHolder(t *testing.T) {
+	vip := net.ParseIP("192.168.56.10")
+	yes := func() (bool, error) { return true, nil }
+	no := func() (bool, error) { return false, nil }
+	peer := func(held bool, err error) func(context.Context) (bool, error) {
+		return func(context.Context) (bool, error) { return held, err }
+	}
+	tests := []struct {
+		name    string
+		local   func() (bool, error)
+		peers   map[string]func(context.Context) (bool, error)
+		want    bool
+		wantErr string
+	}{
+		{"holder, peer without", yes, map[string]func(context.Context) (bool, error){"lb2": peer(false, nil)}, true, ""},
+		{"holder, no peers", yes, nil, true, ""},
+		{"standby", no, map[string]func(context.Context) (bool, error){"lb2": peer(true, nil)}, false, ""},
+		{"split brain", yes, map[string]func(context.Context) (bool, error){"lb2": peer(true, nil)}, false, "split brain"},
+		{"peer silent", yes, map[string]func(context.Context) (bool, error){"lb2": peer(false, fmt.Errorf("timeout"))}, false, "on lb2"},
+		{"local check fails", func() (bool, error) { return false, fmt.Errorf("no interfaces") },
+			map[string]func(context.Context) (bool, error){"lb2": peer(false, nil)}, false, "no interfaces"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := soleHolder(context.Background(), vip, tt.local, tt.peers)
+			if got != tt.want {
+				t.Errorf("active = %v, want %v", got, tt.want)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("err = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
