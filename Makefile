@@ -77,7 +77,7 @@ multi-dc: ## Run the multi-datacenter suite (WAN latency, site loss, partitions)
 	@scripts/multi-dc.sh
 
 .PHONY: elastic
-elastic: ## Run the elasticity suite (autoscaler ramp, spike, flapping, HAProxy reload, killed controller) on the test hosts
+elastic: ## Run the elasticity suite (autoscaler ramp, spike, flapping, HAProxy reload, killed controller, split VIP) on the test hosts
 	@scripts/elastic.sh
 
 .PHONY: docs

@@ -253,15 +253,20 @@ change_times() {
 		| "\(.time[0:19] + "Z" | fromdateiso8601) \(.msg)"'
 }
 
-# slot_table LB: print "slot address:port ready|drain" for each pool slot
-# of LB that is not in maintenance, sorted. Admin flags 0x01, 0x02 and 0x20
-# are maintenance, 0x08 and 0x10 drain (api/autoscale/haproxy/parse.go).
-slot_table() {
-	el_ssh "$1" "echo 'show servers state api' | socat stdio unix-connect:/run/haproxy/admin.sock" |
-		awk 'function bit(v, b) { return int(v / b) % 2 }
-			NR > 2 && NF > 18 && $4 ~ /^pool[0-9]+$/ && !bit($7, 1) && !bit($7, 2) && !bit($7, 32) {
-				print $4, $5 ":" $19, (bit($7, 8) || bit($7, 16) ? "drain" : "ready") }' |
+# slot_rows: read `show servers state api` and print "slot address:port
+# ready|drain" for each pool slot that is not in maintenance, sorted. Admin
+# flags 0x01, 0x02 and 0x20 are maintenance, 0x08 and 0x10 drain
+# (api/autoscale/haproxy/parse.go).
+slot_rows() {
+	awk 'function bit(v, b) { return int(v / b) % 2 }
+		NR > 2 && NF > 18 && $4 ~ /^pool[0-9]+$/ && !bit($7, 1) && !bit($7, 2) && !bit($7, 32) {
+			print $4, $5 ":" $19, (bit($7, 8) || bit($7, 16) ? "drain" : "ready") }' |
 		sort
+}
+
+# slot_table LB: slot_rows of LB's HAProxy.
+slot_table() {
+	el_ssh "$1" "echo 'show servers state api' | socat stdio unix-connect:/run/haproxy/admin.sock" | slot_rows
 }
 
 # layout_problems: print each broken invariant of the backend, nothing
@@ -550,17 +555,34 @@ check_flapping() {
 
 # --- 4. HAProxy reloaded -------------------------------------------------------
 
-# haproxy_pid LB: print the process ID of the worker that responds on LB's
-# runtime API.
-haproxy_pid() {
-	el_ssh "$1" "echo 'show info' | socat stdio unix-connect:/run/haproxy/admin.sock" |
-		awk -F': ' '$1 == "Pid" { print $2 }'
+# worker_view LB: `show info`, `show servers state api` and `show stat` of
+# LB's HAProxy, over one connection, so that all three come from the same
+# worker: during a reload the old worker may still accept on the socket for
+# a moment. HAProxy separates the outputs with an empty line.
+worker_view() {
+	el_ssh "$1" "echo 'show info; show servers state api; show stat' | socat stdio unix-connect:/run/haproxy/admin.sock"
 }
 
-# api_servers_up LB: print how many servers of LB's API backend are UP.
-api_servers_up() {
-	el_ssh "$1" "echo 'show stat' | socat stdio unix-connect:/run/haproxy/admin.sock" |
-		awk -F, '$1 == "api" && $2 != "BACKEND" && $18 ~ /^UP/ { n++ } END { print n + 0 }'
+# view_part N: print the Nth output of a worker_view.
+view_part() { awk -v n="$1" 'BEGIN { RS = "" } NR == n { print }'; }
+
+# view_pid: read a worker_view and print the worker's process ID.
+view_pid() { view_part 1 | awk -F': ' '$1 == "Pid" { print $2 }'; }
+
+# view_api_up: read a worker_view and print how many servers of the API
+# backend are UP.
+view_api_up() {
+	view_part 3 | awk -F, '$1 == "api" && $2 != "BACKEND" && $18 ~ /^UP/ { n++ } END { print n + 0 }'
+}
+
+# controllers_start: start the controller on every load balancer, after
+# check 4 stopped them.
+controllers_start() {
+	local lb
+	for lb in $(suite_hosts loadbalancers); do
+		el_ssh "$lb" "systemctl start timestamp-autoscaler.service" || return 1
+	done
+	controllers_stopped=0
 }
 
 # check_reload: the slots that the autoscaler filled survive a reload of
@@ -571,7 +593,7 @@ check_reload() {
 	local want=4
 	log "4. HAProxy reloaded on the VIP holder and restarted on the other load balancer, controller stopped"
 	check_ok=1
-	local lb active other took before after pid new_pid up deadline lbs
+	local lb active="" other="" took before="" after pid="" new_pid up deadline lbs view
 	settle || problem "not at the minimum before the reload"
 	gen_start reload-load 60
 	if took=$(wait_converged "$want" 120); then
@@ -580,47 +602,50 @@ check_reload() {
 		problem "the load did not bring $want instances"
 	fi
 	read -ra lbs <<<"$(suite_hosts loadbalancers | tr '\n' ' ')"
+	controllers_stopped=1
 	for lb in "${lbs[@]}"; do
 		el_ssh "$lb" "systemctl stop timestamp-autoscaler.service" || problem "could not stop the controller on $lb"
 	done
 	active=$(active_lb) || problem "no single VIP holder"
 	for lb in "${lbs[@]}"; do
-		[[ $lb == "$active" ]] || other=$lb
+		[[ $lb == "${active:-}" ]] || other=$lb
 	done
-	before=$(slot_table "$active")
+	before=$(slot_table "${active:-${lbs[0]}}") || problem "could not read the slots before the reload"
 	note "slots before: $(tr '\n' ' ' <<<"$before")"
 	[[ $(grep -c . <<<"$before") == $((want - min_instances)) ]] ||
 		problem "expected $((want - min_instances)) pool slots in use before the reload"
 
-	for lb in "$active" "${other:-}"; do
+	for lb in "${active:-}" "${other:-}"; do
 		[[ -n $lb ]] || continue
-		pid=$(haproxy_pid "$lb")
+		pid=$(worker_view "$lb" | view_pid) || problem "could not read $lb's HAProxy worker"
 		if [[ $lb == "$active" ]]; then
 			el_ssh "$lb" "systemctl reload haproxy.service" || problem "reload of HAProxy on $lb failed"
 		else
 			el_ssh "$lb" "systemctl restart haproxy.service" || problem "restart of HAProxy on $lb failed"
 		fi
-		# The reload returns once the master has the signal; the new worker
-		# responds on the runtime API once it has taken over.
+		# The reload returns once the master has the signal, the restart
+		# once the new process is ready. Until the deadline, a runtime API
+		# that does not respond yet is polled again.
 		deadline=$((SECONDS + 20))
-		while new_pid=$(haproxy_pid "$lb" 2>/dev/null) && [[ -z $new_pid || $new_pid == "$pid" ]] &&
-			((SECONDS < deadline)); do
+		new_pid=""
+		while ((SECONDS < deadline)); do
+			view=$(worker_view "$lb" 2>/dev/null) || view=""
+			new_pid=$(view_pid <<<"$view")
+			[[ -n $new_pid && $new_pid != "$pid" ]] && break
 			sleep 0.2
 		done
 		if [[ -z $new_pid || $new_pid == "$pid" ]]; then
 			problem "no new HAProxy worker on $lb within 20 s"
 			continue
 		fi
-		after=$(slot_table "$lb")
-		up=$(api_servers_up "$lb")
+		after=$(view_part 2 <<<"$view" | slot_rows)
+		up=$(view_api_up <<<"$view")
 		note "$lb: worker $pid replaced by $new_pid; slots after: $(tr '\n' ' ' <<<"$after"); $up API servers UP"
 		[[ $after == "$before" ]] || problem "$lb lost its slots: before [$before], after [$after]"
 		((up == want)) || problem "$lb has $up API servers UP right after, want $want"
 	done
 
-	for lb in "${lbs[@]}"; do
-		el_ssh "$lb" "systemctl start timestamp-autoscaler.service" || problem "could not start the controller on $lb"
-	done
+	controllers_start || problem "could not start the controllers again"
 	if took=$(wait_converged "$want" 60); then
 		note "controller back, layout unchanged at $want instances ($took s)"
 	else
@@ -730,8 +755,8 @@ wait_acting() {
 # arp_ignore 1: replies only for the uplink's own addresses.
 split_vip_add() {
 	split_vip_host=$1
-	el_ssh "$1" "set -e; dev=\$(ip -o -4 route show default | awk '{ print \$5; exit }')
-		[ -n \"\$dev\" ] || dev=\$(ip -o -4 addr show scope global | awk '{ print \$2; exit }')
+	el_ssh "$1" "set -e; dev=\$(ip -o route get $vip | awk '{ for (i = 1; i < NF; i++) if (\$i == \"dev\") { print \$(i + 1); exit } }')
+		[ -n \"\$dev\" ]
 		cp /proc/sys/net/ipv4/conf/\$dev/arp_ignore /run/elastic-arp-ignore
 		echo \$dev >/run/elastic-arp-dev
 		echo 1 >/proc/sys/net/ipv4/conf/\$dev/arp_ignore
@@ -837,6 +862,9 @@ write_docs() {
 
 cleanup() {
 	split_vip_del || warn "could not remove $vip from ${split_vip_host:-}"
+	if ((${controllers_stopped:-0})); then
+		controllers_start || warn "could not start the controllers again; start timestamp-autoscaler on the load balancers"
+	fi
 	sampler_stop
 	gens_stop_all >/dev/null 2>&1 || true
 	close_ssh
