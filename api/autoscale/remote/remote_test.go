@@ -94,18 +94,27 @@ func TestSSHRunDoesNotWaitForBackgroundMaster(t *testing.T) {
 }
 
 func TestHasAddress(t *testing.T) {
-	// The fake answers yes only for the request that names the VIP.
+	// The fake prints yes only for the request that names the VIP.
 	s := SSH{Binary: fakeSSH(t, `if [ "$last" = "has-address 192.168.56.10" ]; then echo yes; else echo no; fi`)}
-	vip := net.ParseIP("192.168.56.10")
-	held, err := s.HasAddress(context.Background(), "192.168.56.12", vip)
-	if err != nil || !held {
-		t.Errorf("HasAddress(VIP) = %v, %v; want true, nil", held, err)
+	ctx := context.Background()
+
+	hasVIP, err := s.HasAddress(ctx, "192.168.56.12", net.ParseIP("192.168.56.10"))
+	if err != nil {
+		t.Errorf("HasAddress(VIP) err = %v, want nil", err)
 	}
-	held, err = s.HasAddress(context.Background(), "192.168.56.12", net.ParseIP("192.168.56.99"))
-	if err != nil || held {
-		t.Errorf("HasAddress(other) = %v, %v; want false, nil", held, err)
+	if !hasVIP {
+		t.Error("HasAddress(VIP) = false, want true")
 	}
-	if _, err := s.HasAddress(context.Background(), "192.168.56.12", net.ParseIP("fd00::10")); err == nil {
+
+	hasOther, err := s.HasAddress(ctx, "192.168.56.12", net.ParseIP("192.168.56.99"))
+	if err != nil {
+		t.Errorf("HasAddress(other) err = %v, want nil", err)
+	}
+	if hasOther {
+		t.Error("HasAddress(other) = true, want false")
+	}
+
+	if _, err := s.HasAddress(ctx, "192.168.56.12", net.ParseIP("fd00::10")); err == nil {
 		t.Error("HasAddress(IPv6) succeeded; the forced command takes IPv4 only")
 	}
 }

@@ -95,12 +95,12 @@ func NewMain(cfg Config, logOutput io.Writer) (*Main, error) {
 	}
 	if cfg.VIP != "" {
 		vip := net.ParseIP(cfg.VIP)
-		peerHolds := make(map[string]func(context.Context) (bool, error), len(cfg.Peers))
+		peerChecks := make(map[string]peerCheck, len(cfg.Peers))
 		for _, peer := range cfg.Peers {
-			peerHolds[peer] = func(ctx context.Context) (bool, error) { return ssh.HasAddress(ctx, peer, vip) }
+			peerChecks[peer] = func(ctx context.Context) (bool, error) { return ssh.HasAddress(ctx, peer, vip) }
 		}
 		deps.Active = func(ctx context.Context) (bool, error) {
-			return soleHolder(ctx, vip, func() (bool, error) { return holdsAddress(vip) }, peerHolds)
+			return soleHolder(ctx, vip, func() (bool, error) { return holdsAddress(vip) }, peerChecks)
 		}
 	}
 	if cfg.HostRequest != "" {
@@ -174,6 +174,9 @@ func readHosts(path string) ([]autoscale.Host, error) {
 	return hosts, sc.Err()
 }
 
+// peerCheck reports whether another load balancer has the VIP.
+type peerCheck func(context.Context) (bool, error)
+
 // soleHolder reports whether this host holds the VIP and no peer does.
 // With keepalived in split brain both load balancers hold it, and two
 // controllers would act on the same slots and units at once. So neither
@@ -181,17 +184,17 @@ func readHosts(path string) ([]autoscale.Host, error) {
 // peer. A peer that does not respond is an error too: the controller could
 // not act anyway, because every change goes to every load balancer.
 func soleHolder(ctx context.Context, vip net.IP, local func() (bool, error),
-	peers map[string]func(context.Context) (bool, error)) (bool, error) {
-	held, err := local()
-	if err != nil || !held {
+	peers map[string]peerCheck) (bool, error) {
+	hasVIP, err := local()
+	if err != nil || !hasVIP {
 		return false, err
 	}
-	for name, holds := range peers {
-		held, err := holds(ctx)
+	for name, check := range peers {
+		peerHasVIP, err := check(ctx)
 		if err != nil {
 			return false, fmt.Errorf("check the VIP %v on %s: %w", vip, name, err)
 		}
-		if held {
+		if peerHasVIP {
 			return false, fmt.Errorf("the VIP %v is on this host and on %s (split brain); "+
 				"not acting until one load balancer holds it", vip, name)
 		}

@@ -111,23 +111,23 @@ func TestSoleHolder(t *testing.T) {
 	vip := net.ParseIP("192.168.56.10")
 	yes := func() (bool, error) { return true, nil }
 	no := func() (bool, error) { return false, nil }
-	peer := func(held bool, err error) func(context.Context) (bool, error) {
-		return func(context.Context) (bool, error) { return held, err }
+	peer := func(hasVIP bool, err error) map[string]peerCheck {
+		return map[string]peerCheck{"lb2": func(context.Context) (bool, error) { return hasVIP, err }}
 	}
 	tests := []struct {
 		name    string
 		local   func() (bool, error)
-		peers   map[string]func(context.Context) (bool, error)
+		peers   map[string]peerCheck
 		want    bool
 		wantErr string
 	}{
-		{"holder, peer without", yes, map[string]func(context.Context) (bool, error){"lb2": peer(false, nil)}, true, ""},
+		{"holder, peer without", yes, peer(false, nil), true, ""},
 		{"holder, no peers", yes, nil, true, ""},
-		{"standby", no, map[string]func(context.Context) (bool, error){"lb2": peer(true, nil)}, false, ""},
-		{"split brain", yes, map[string]func(context.Context) (bool, error){"lb2": peer(true, nil)}, false, "split brain"},
-		{"peer silent", yes, map[string]func(context.Context) (bool, error){"lb2": peer(false, fmt.Errorf("timeout"))}, false, "on lb2"},
+		{"standby", no, peer(true, nil), false, ""},
+		{"split brain", yes, peer(true, nil), false, "split brain"},
+		{"peer silent", yes, peer(false, fmt.Errorf("timeout")), false, "on lb2"},
 		{"local check fails", func() (bool, error) { return false, fmt.Errorf("no interfaces") },
-			map[string]func(context.Context) (bool, error){"lb2": peer(false, nil)}, false, "no interfaces"},
+			peer(false, nil), false, "no interfaces"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +135,13 @@ func TestSoleHolder(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("active = %v, want %v", got, tt.want)
 			}
-			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Errorf("err = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("err = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
